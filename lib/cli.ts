@@ -1,0 +1,100 @@
+import { loadConfig, type Config } from "./config.ts";
+import { HarnessError, UsageError, describeError } from "./errors.ts";
+import { setLogLevel } from "./log.ts";
+import { redact } from "./redact.ts";
+
+/**
+ * Flags of the scripts. Each flag maps to the environment variable lib/config.ts reads, so a
+ * flag and its variable mean the same everywhere (including inside vitest's globalSetup).
+ */
+export interface FlagSpec {
+  flag: string;
+  env?: string;
+  value?: string; // placeholder of the value; absent for boolean flags
+  help: string;
+}
+
+export const COMMON_FLAGS: FlagSpec[] = [
+  { flag: "--target", env: "VKC_TARGET", value: "local|kind|existing", help: "where to run (default local)" },
+  { flag: "--flavor", env: "VKC_FLAVOR", value: "vault|openbao", help: "Vault flavor (default vault)" },
+  { flag: "--fixtures", env: "VKC_FIXTURES", value: "DIR", help: "your fixtures directory (policies, roles, manifests)" },
+  { flag: "--reports", env: "VKC_REPORTS_DIR", value: "DIR", help: "reports directory (default ./reports)" },
+  { flag: "--cache-dir", env: "VKC_CACHE_DIR", value: "DIR", help: "binary cache (default ~/.cache/vault-k8s-conformance)" },
+  { flag: "--issuer", env: "VKC_ISSUER", value: "URL", help: "local target: the apiserver's --service-account-issuer" },
+  { flag: "--context", env: "VKC_CONTEXT", value: "NAME", help: "existing target: kubeconfig context" },
+  { flag: "--offline", env: "VKC_OFFLINE", help: "never try release downloads" },
+  { flag: "--no-build", env: "VKC_NO_BUILD", help: "never build binaries from Go modules" },
+  { flag: "--slow", env: "VKC_SLOW", help: "include slow cases (token expiry)" },
+  { flag: "--debug", env: "VKC_DEBUG", help: "debug logging and stack traces" },
+];
+
+export interface Parsed {
+  positionals: string[];
+  /** Flags without an env mapping, by flag name. */
+  local: Record<string, string | boolean>;
+}
+
+export function parseArgs(argv: string[], specs: FlagSpec[], env: Record<string, string | undefined> = process.env): Parsed {
+  const parsed: Parsed = { positionals: [], local: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      parsed.positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith("--")) {
+      parsed.positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const spec = specs.find((s) => s.flag === name);
+    if (!spec) throw new UsageError(`unknown flag ${name} (see --help)`);
+    let value: string | boolean = true;
+    if (spec.value) {
+      const v = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+      if (v === undefined || v === "" || (eq === -1 && v.startsWith("--"))) throw new UsageError(`${name} needs a value (${spec.value})`);
+      value = v;
+    } else if (eq !== -1) {
+      throw new UsageError(`${name} takes no value`);
+    }
+    if (spec.env) env[spec.env] = value === true ? "1" : String(value);
+    else parsed.local[name] = value;
+  }
+  return parsed;
+}
+
+export function usage(command: string, summary: string, specs: FlagSpec[]): string {
+  const rows = specs.map((s) => `  ${`${s.flag}${s.value ? ` ${s.value}` : ""}`.padEnd(34)} ${s.help}${s.env ? ` [${s.env}]` : ""}`);
+  return `usage: ${command}\n${summary}\n\noptions:\n${rows.join("\n")}\n  --help                             this text\n`;
+}
+
+/**
+ * Runs a script body: parses flags, loads config, and turns any error into one clear line on
+ * stderr and a non-zero exit (2 for bad input). Stack traces only with --debug.
+ */
+export async function runScript(
+  o: { command: string; summary: string; flags: FlagSpec[] },
+  body: (config: Config, parsed: Parsed) => Promise<number | void>,
+): Promise<never> {
+  let debug = process.env.VKC_DEBUG === "1";
+  try {
+    const argv = process.argv.slice(2);
+    if (argv.includes("--help") || argv.includes("-h")) {
+      process.stdout.write(usage(o.command, o.summary, o.flags));
+      process.exit(0);
+    }
+    const parsed = parseArgs(argv, o.flags);
+    const config = loadConfig();
+    debug = config.debug;
+    if (debug) setLogLevel("debug");
+    const code = await body(config, parsed);
+    process.exit(code ?? 0);
+  } catch (err) {
+    const code = err instanceof HarnessError ? err.exitCode : 1;
+    process.stderr.write(redact(`error: ${describeError(err)}\n`));
+    if (err instanceof HarnessError && err.details) process.stderr.write(redact(err.details.replace(/^/gm, "  ") + "\n"));
+    if (debug && err instanceof Error && err.stack) process.stderr.write(redact(err.stack) + "\n");
+    process.exit(code);
+  }
+}

@@ -1,0 +1,130 @@
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import { UsageError } from "./errors.ts";
+
+/**
+ * The one place that reads the environment. Scripts turn their flags into the same variables
+ * (see `flagsToEnv`) so that vitest's globalSetup, a child process, sees one typed config.
+ *
+ * | variable | meaning | default |
+ * |---|---|---|
+ * | VKC_TARGET | local, kind or existing | local |
+ * | VKC_FLAVOR | vault (HashiCorp) or openbao | vault |
+ * | VKC_FIXTURES | a fixtures directory (policies, roles, manifests) | the package's fixtures/ |
+ * | VKC_REPORTS_DIR | where junit.xml, results.json, summary.md and artifacts go | ./reports |
+ * | VKC_CACHE_DIR | binary cache | $XDG_CACHE_HOME/vault-k8s-conformance or ~/.cache/vault-k8s-conformance |
+ * | VKC_ISSUER | the apiserver's --service-account-issuer (local target) | https://kubernetes.default.svc.cluster.local |
+ * | VKC_OFFLINE=1 | never try release downloads | unset |
+ * | VKC_NO_BUILD=1 | never build from Go modules | unset |
+ * | VKC_KEEP=1 | keep the target after the run and print how to reach and remove it | unset |
+ * | VKC_DEBUG=1 | stack traces and debug log lines | unset |
+ * | VKC_SLOW=1 | include slow cases (token expiry) | unset |
+ * | KUBEBUILDER_ASSETS | a directory holding etcd, kube-apiserver, kube-controller-manager (envtest) | unset |
+ * | TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER, TEST_ASSET_KUBECTL | one binary each (envtest) | unset |
+ * | VAULT_BIN, BAO_BIN | a vault / bao binary | unset |
+ * | KUBECONFIG, VKC_CONTEXT | existing target: kubeconfig and context | unset |
+ * | VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT | existing target: a Vault to use | unset |
+ */
+export type TargetName = "local" | "kind" | "existing";
+export type Flavor = "vault" | "openbao";
+
+export const TARGETS: readonly TargetName[] = ["local", "kind", "existing"];
+export const FLAVORS: readonly Flavor[] = ["vault", "openbao"];
+
+export interface BinaryOverrides {
+  /** envtest's KUBEBUILDER_ASSETS directory. */
+  assetsDir?: string;
+  etcd?: string;
+  "kube-apiserver"?: string;
+  "kube-controller-manager"?: string;
+  kubectl?: string;
+  vault?: string;
+  bao?: string;
+}
+
+export interface Config {
+  target: TargetName;
+  flavor: Flavor;
+  fixturesDir: string;
+  reportsDir: string;
+  cacheDir: string;
+  issuer: string;
+  offline: boolean;
+  noBuild: boolean;
+  keep: boolean;
+  debug: boolean;
+  slow: boolean;
+  overrides: BinaryOverrides;
+  existing: {
+    kubeconfig?: string;
+    context?: string;
+    vaultAddr?: string;
+    vaultToken?: string;
+    vaultCACert?: string;
+  };
+}
+
+export const PACKAGE_ROOT = resolve(new URL("..", import.meta.url).pathname);
+export const DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local";
+
+type Env = Record<string, string | undefined>;
+
+function flag(env: Env, name: string): boolean {
+  const v = env[name];
+  return v !== undefined && v !== "" && v !== "0" && v.toLowerCase() !== "false";
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`${name} must be one of ${allowed.join(", ")} (got "${value}")`);
+}
+
+function absolute(p: string, cwd: string): string {
+  return isAbsolute(p) ? p : resolve(cwd, p);
+}
+
+export function defaultCacheDir(env: Env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME ?? homedir(), ".cache"), "vault-k8s-conformance");
+}
+
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const nonEmpty = (k: string) => (env[k] && env[k] !== "" ? env[k] : undefined);
+  const path = (k: string) => {
+    const v = nonEmpty(k);
+    return v === undefined ? undefined : absolute(v, cwd);
+  };
+  const issuer = nonEmpty("VKC_ISSUER") ?? DEFAULT_ISSUER;
+  const overrides: BinaryOverrides = {};
+  const set = (key: keyof BinaryOverrides, v: string | undefined) => {
+    if (v !== undefined) overrides[key] = v;
+  };
+  set("assetsDir", path("KUBEBUILDER_ASSETS"));
+  set("etcd", path("TEST_ASSET_ETCD"));
+  set("kube-apiserver", path("TEST_ASSET_KUBE_APISERVER"));
+  set("kube-controller-manager", path("TEST_ASSET_KUBE_CONTROLLER_MANAGER"));
+  set("kubectl", path("TEST_ASSET_KUBECTL"));
+  set("vault", path("VAULT_BIN"));
+  set("bao", path("BAO_BIN"));
+  return {
+    target: oneOf("target (VKC_TARGET / --target)", nonEmpty("VKC_TARGET") ?? "local", TARGETS),
+    flavor: oneOf("flavor (VKC_FLAVOR / --flavor)", nonEmpty("VKC_FLAVOR") ?? "vault", FLAVORS),
+    fixturesDir: path("VKC_FIXTURES") ?? join(PACKAGE_ROOT, "fixtures"),
+    reportsDir: path("VKC_REPORTS_DIR") ?? resolve(cwd, "reports"),
+    cacheDir: path("VKC_CACHE_DIR") ?? defaultCacheDir(env),
+    issuer,
+    offline: flag(env, "VKC_OFFLINE"),
+    noBuild: flag(env, "VKC_NO_BUILD"),
+    keep: flag(env, "VKC_KEEP"),
+    debug: flag(env, "VKC_DEBUG"),
+    slow: flag(env, "VKC_SLOW"),
+    overrides,
+    existing: {
+      kubeconfig: path("KUBECONFIG"),
+      context: nonEmpty("VKC_CONTEXT"),
+      vaultAddr: nonEmpty("VAULT_ADDR"),
+      vaultToken: nonEmpty("VAULT_TOKEN"),
+      vaultCACert: path("VAULT_CACERT"),
+    },
+  };
+}

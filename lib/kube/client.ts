@@ -1,0 +1,195 @@
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  RbacAuthorizationV1Api,
+  type KubernetesObject,
+  type V1Pod,
+  type V1Secret,
+} from "@kubernetes/client-node";
+import { HarnessError } from "../errors.ts";
+import { httpJson } from "../http.ts";
+import { registerSecret } from "../redact.ts";
+import { waitFor } from "../wait.ts";
+
+export const RUN_LABEL = "vault-k8s-conformance/run";
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 404;
+}
+export function isConflict(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 409;
+}
+
+export interface TokenOptions {
+  audiences?: string[];
+  expirationSeconds?: number;
+  /** Bind the token to a Pod: it dies with the Pod. */
+  boundPod?: { name: string; uid: string };
+}
+
+/**
+ * The harness's Kubernetes calls, on the typed client (errors are ApiException with `.code`).
+ * Every token it obtains is registered as a secret, so it can never be printed.
+ */
+export class Kube {
+  readonly core: CoreV1Api;
+  readonly rbac: RbacAuthorizationV1Api;
+  readonly objects: KubernetesObjectApi;
+
+  constructor(readonly kc: KubeConfig) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+  }
+
+  static fromFile(path: string, context?: string): Kube {
+    const kc = new KubeConfig();
+    try {
+      kc.loadFromFile(path);
+    } catch (err) {
+      throw new HarnessError(`cannot read kubeconfig ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    if (context) {
+      if (!kc.getContexts().some((c) => c.name === context)) {
+        throw new HarnessError(`kubeconfig ${path} has no context "${context}" (has: ${kc.getContexts().map((c) => c.name).join(", ") || "none"})`);
+      }
+      kc.setCurrentContext(context);
+    }
+    return new Kube(kc);
+  }
+
+  async createNamespace(name: string, runId: string): Promise<void> {
+    await this.core.createNamespace({ body: { metadata: { name, labels: { [RUN_LABEL]: runId } } } });
+  }
+
+  /** Deletes a namespace; does not wait for its contents to go (the namespace controller does that). */
+  async deleteNamespace(name: string): Promise<void> {
+    try {
+      await this.core.deleteNamespace({ name });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async createServiceAccount(namespace: string, name: string): Promise<string> {
+    const sa = await this.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name } } });
+    return sa.metadata?.uid ?? "";
+  }
+
+  async deleteServiceAccount(namespace: string, name: string): Promise<void> {
+    await this.core.deleteNamespacedServiceAccount({ namespace, name });
+  }
+
+  async serviceAccountUid(namespace: string, name: string): Promise<string> {
+    const sa = await this.core.readNamespacedServiceAccount({ namespace, name });
+    return sa.metadata?.uid ?? "";
+  }
+
+  /** A bound token from the TokenRequest API (what pods get since 1.21). */
+  async requestToken(namespace: string, serviceAccount: string, o: TokenOptions = {}): Promise<string> {
+    const res = await this.core.createNamespacedServiceAccountToken({
+      name: serviceAccount,
+      namespace,
+      body: {
+        spec: {
+          audiences: o.audiences ?? [],
+          expirationSeconds: o.expirationSeconds ?? 3600,
+          boundObjectRef: o.boundPod ? { kind: "Pod", apiVersion: "v1", name: o.boundPod.name, uid: o.boundPod.uid } : undefined,
+        },
+      },
+    });
+    const token = res.status?.token;
+    if (!token) throw new HarnessError(`TokenRequest for ${namespace}/${serviceAccount} returned no token`);
+    return registerSecret(token);
+  }
+
+  /**
+   * A long-lived legacy token: a `kubernetes.io/service-account-token` Secret, which 1.24+ no
+   * longer creates by itself; the token controller fills it in. Returns the Secret's name and token.
+   */
+  async legacyToken(namespace: string, serviceAccount: string, secretName = `${serviceAccount}-token`): Promise<{ secretName: string; token: string }> {
+    await this.core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name: secretName, annotations: { "kubernetes.io/service-account.name": serviceAccount } },
+        type: "kubernetes.io/service-account-token",
+      },
+    });
+    const token = await waitFor(
+      async () => {
+        const s: V1Secret = await this.core.readNamespacedSecret({ namespace, name: secretName });
+        const data = s.data?.token;
+        return data ? Buffer.from(data, "base64").toString("utf8") : undefined;
+      },
+      { what: `token controller populates Secret ${namespace}/${secretName}`, timeoutMs: 30_000, intervalMs: 150 },
+    );
+    return { secretName, token: registerSecret(token) };
+  }
+
+  /** A Pod object (no node runs it; it only has to exist for pod-bound tokens). */
+  async createPod(namespace: string, name: string, serviceAccount: string): Promise<{ name: string; uid: string }> {
+    const body: V1Pod = {
+      metadata: { name },
+      spec: {
+        serviceAccountName: serviceAccount,
+        automountServiceAccountToken: false,
+        containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }],
+      },
+    };
+    const pod = await this.core.createNamespacedPod({ namespace, body });
+    return { name, uid: pod.metadata?.uid ?? "" };
+  }
+
+  async deletePod(namespace: string, name: string): Promise<void> {
+    // No kubelet: without gracePeriodSeconds=0 the Pod would wait for one forever.
+    await this.core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 });
+    await waitFor(
+      async () => {
+        try {
+          await this.core.readNamespacedPod({ namespace, name });
+          return false;
+        } catch (err) {
+          if (isNotFound(err)) return true;
+          throw err;
+        }
+      },
+      { what: `Pod ${namespace}/${name} is gone`, timeoutMs: 30_000 },
+    );
+  }
+
+  async create<T extends KubernetesObject>(obj: T): Promise<T> {
+    return this.objects.create(obj);
+  }
+
+  async deleteObject(obj: KubernetesObject): Promise<void> {
+    try {
+      await this.objects.delete(obj);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** GET a raw path on the apiserver (e.g. /.well-known/openid-configuration). */
+  async getRaw(path: string): Promise<unknown> {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new HarnessError("kubeconfig has no current cluster");
+    const opts: { headers: Record<string, string> } & Record<string, unknown> = { headers: {} };
+    await this.kc.applyToHTTPSOptions(opts);
+    const res = await httpJson({
+      url: `${cluster.server.replace(/\/$/, "")}${path}`,
+      headers: Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k, String(v)])),
+      ca: bufToString(opts.ca),
+      cert: bufToString(opts.cert),
+      key: bufToString(opts.key),
+    });
+    if (res.status !== 200) throw new HarnessError(`GET ${path}: HTTP ${res.status}`);
+    return typeof res.body === "string" ? JSON.parse(res.body) : res.body;
+  }
+}
+
+function bufToString(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  return Buffer.isBuffer(v) ? v.toString("utf8") : String(v);
+}

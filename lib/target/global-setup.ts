@@ -1,0 +1,46 @@
+import type { TestProject } from "vitest/node";
+import { loadConfig } from "../config.ts";
+import { describeError, HarnessError } from "../errors.ts";
+import { log, setLogLevel } from "../log.ts";
+import type { TargetInfo } from "./info.ts";
+import { readTargetInfo, startTarget, type StartedTarget } from "./start.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    target: TargetInfo;
+    fixturesDir: string;
+    slow: boolean;
+  }
+}
+
+/**
+ * vitest globalSetup of the conformance project: start (or attach to) one target for the whole
+ * run and hand the suites only serializable facts. A target that cannot start fails the run
+ * loudly; it is never skipped.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const config = loadConfig();
+  if (config.debug) setLogLevel("debug");
+  let target: StartedTarget | undefined;
+  let info: TargetInfo;
+  const attach = process.env.VKC_TARGET_INFO;
+  try {
+    if (attach) {
+      info = await readTargetInfo(attach);
+      log.info("setup", `attached to running target ${info.runId} (${attach})`);
+    } else {
+      target = await startTarget(config);
+      info = target.info;
+    }
+  } catch (err) {
+    const msg = describeError(err);
+    const details = err instanceof HarnessError && err.details ? `\n${err.details}` : "";
+    throw new Error(`target "${config.target}" could not start: ${msg}${details}`);
+  }
+  project.provide("target", info);
+  project.provide("fixturesDir", config.fixturesDir);
+  project.provide("slow", config.slow);
+  return async () => {
+    await target?.stop();
+  };
+}

@@ -1,0 +1,42 @@
+import type { Flavor, TargetName } from "../config.ts";
+
+/**
+ * Everything a suite needs to know about a ready target, as plain JSON: vitest's globalSetup
+ * hands it to the suites through provide/inject, and `npm run env:up` writes it to a file.
+ * Secrets are never inline: the kubeconfig and the Vault token are 0600 files referenced by path.
+ */
+export interface TargetInfo {
+  runId: string;
+  target: TargetName;
+  flavor: Flavor;
+  kube: {
+    /** 0600 kubeconfig with a cluster-admin credential. */
+    kubeconfigPath: string;
+    context?: string;
+    /** The API server as the harness reaches it. */
+    server: string;
+    /** What Vault must use as kubernetes_host (differs from `server` when Vault runs elsewhere). */
+    hostForVault: string;
+    /** PEM CA that Vault must use as kubernetes_ca_cert. */
+    caCertForVault: string;
+    /** The apiserver's --service-account-issuer values, first = the one new tokens carry; empty when unknown. */
+    issuers: string[];
+    /** The apiserver's --api-audiences; empty when unknown. */
+    apiAudiences: string[];
+    version: string;
+  };
+  vault: {
+    address: string;
+    /** 0600 file holding a token with root (or equivalent) policy. */
+    tokenFile: string;
+    caCertFile?: string;
+    flavor: Flavor;
+    version: string;
+  };
+  /** Version of every component, e.g. { kubernetes: "v1.36.3", etcd: "3.6.8", vault: "1.21.4" }. */
+  versions: Record<string, string>;
+  /** Per-run artifacts (component logs, diagnostics); never holds secrets. */
+  artifactsDir: string;
+  /** Component name -> log file. */
+  logs: Record<string, string>;
+}

@@ -1,0 +1,68 @@
+import { readFile } from "node:fs/promises";
+import type { Config } from "../config.ts";
+import { HarnessError, UsageError } from "../errors.ts";
+import { provision, type Component } from "../provision/index.ts";
+import { startLocalTarget, type LocalTargetOptions } from "../providers/local.ts";
+import type { TargetInfo } from "./info.ts";
+
+export interface StartedTarget extends AsyncDisposable {
+  info: TargetInfo;
+  startupMs: number;
+  stop(): Promise<void>;
+  /** A component that died since start (local target), for failure messages. */
+  deadComponent?(): { name: string; logFile: string } | undefined;
+}
+
+export function componentsFor(config: Pick<Config, "flavor">): Component[] {
+  return ["etcd", "kube-apiserver", "kube-controller-manager", config.flavor === "openbao" ? "bao" : "vault"];
+}
+
+/** Binaries for the local target, from the user's paths, the cache, downloads or Go builds. */
+export async function provisionLocal(config: Config, signal?: AbortSignal) {
+  const bins = await provision(componentsFor(config), {
+    cacheDir: config.cacheDir,
+    overrides: config.overrides,
+    offline: config.offline,
+    noBuild: config.noBuild,
+    signal,
+  });
+  const path = (c: Component) => {
+    const b = bins[c];
+    if (!b) throw new HarnessError(`provisioning returned no ${c}`);
+    return b.path;
+  };
+  return {
+    etcd: path("etcd"),
+    kubeApiserver: path("kube-apiserver"),
+    kubeControllerManager: path("kube-controller-manager"),
+    vault: path(config.flavor === "openbao" ? "bao" : "vault"),
+  };
+}
+
+/**
+ * config -> provider -> started target. `VKC_TARGET_INFO` (an env:up file) attaches to a target
+ * that is already running instead of starting one; its owner tears it down.
+ */
+export async function startTarget(config: Config, extra: Partial<LocalTargetOptions> = {}): Promise<StartedTarget> {
+  switch (config.target) {
+    case "local": {
+      const binaries = await provisionLocal(config);
+      return startLocalTarget({ config, binaries, ...extra });
+    }
+    case "kind":
+      throw new HarnessError(
+        "the kind target is not available yet in this version (it needs Docker and kind); use --target local",
+        { exitCode: 2 },
+      );
+    case "existing":
+      throw new HarnessError("the existing target is not available yet in this version; use --target local", { exitCode: 2 });
+  }
+}
+
+export async function readTargetInfo(path: string): Promise<TargetInfo> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as TargetInfo;
+  } catch (err) {
+    throw new UsageError(`cannot read target info ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}

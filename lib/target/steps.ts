@@ -1,0 +1,228 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { loadAllYaml, type KubernetesObject, type V1ClusterRoleBinding } from "@kubernetes/client-node";
+import { decodeJwt } from "jose";
+import { HarnessError, UsageError } from "../errors.ts";
+import { Kube } from "../kube/client.ts";
+import { registerSecret } from "../redact.ts";
+import { VaultClient, type VaultResponse } from "../vault/client.ts";
+import type { TargetInfo } from "./info.ts";
+
+/**
+ * The setup steps of the seed guides, each small and named, shared by suites and scripts:
+ *   applyReviewer -> reviewerJwt -> discoverIssuer -> enableKubernetesAuth -> writeAuthConfig
+ *   -> writePolicy -> writeRole -> login
+ */
+
+export interface Clients {
+  info: TargetInfo;
+  kube: Kube;
+  /** Vault with the target's root token. */
+  vault: VaultClient;
+}
+
+export async function connect(info: TargetInfo): Promise<Clients> {
+  const token = registerSecret((await readFile(info.vault.tokenFile, "utf8")).trim());
+  const caCert = info.vault.caCertFile ? await readFile(info.vault.caCertFile, "utf8") : undefined;
+  return {
+    info,
+    kube: Kube.fromFile(info.kube.kubeconfigPath, info.kube.context),
+    vault: new VaultClient({ address: info.vault.address, token, caCert }),
+  };
+}
+
+// ---- reviewer ------------------------------------------------------------------------------
+
+export interface Reviewer {
+  namespace: string;
+  serviceAccount: string;
+  /** Cluster-scoped, so named per run; undefined when applied without the binding. */
+  bindingName: string | undefined;
+}
+
+export async function loadManifests(fixturesDir: string, file: string): Promise<KubernetesObject[]> {
+  const path = join(fixturesDir, "manifests", file);
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read fixture ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return (loadAllYaml(text) as KubernetesObject[]).filter((o) => o && typeof o === "object");
+  } catch (err) {
+    throw new UsageError(`invalid YAML in ${path}: ${(err as Error).message.split("\n")[0]}`, { cause: err });
+  }
+}
+
+/**
+ * Step 1 of both guides: the reviewer ServiceAccount and its ClusterRoleBinding to
+ * system:auth-delegator, from fixtures/manifests/reviewer.yaml, placed in `namespace` and with the
+ * binding's name suffixed by `suffix`. `bind: false` applies only the ServiceAccount.
+ */
+export async function applyReviewer(
+  kube: Kube,
+  o: { fixturesDir: string; namespace: string; suffix: string; bind?: boolean },
+): Promise<Reviewer> {
+  const objs = await loadManifests(o.fixturesDir, "reviewer.yaml");
+  const sa = objs.find((x) => x.kind === "ServiceAccount");
+  const crb = objs.find((x) => x.kind === "ClusterRoleBinding") as V1ClusterRoleBinding | undefined;
+  if (!sa?.metadata?.name || !crb?.metadata?.name) {
+    throw new UsageError(`fixtures/manifests/reviewer.yaml must hold a ServiceAccount and a ClusterRoleBinding`);
+  }
+  const serviceAccount = sa.metadata.name;
+  await kube.create({ ...sa, metadata: { ...sa.metadata, namespace: o.namespace } });
+  let bindingName: string | undefined;
+  if (o.bind !== false) {
+    bindingName = `${crb.metadata!.name}-${o.suffix}`.slice(0, 253);
+    await kube.create<V1ClusterRoleBinding>({
+      ...crb,
+      metadata: { ...crb.metadata, name: bindingName, labels: { ...(crb.metadata?.labels ?? {}), "vault-k8s-conformance/run": o.suffix } },
+      subjects: (crb.subjects ?? []).map((s) => (s.kind === "ServiceAccount" && s.name === serviceAccount ? { ...s, namespace: o.namespace } : s)),
+    });
+  }
+  return { namespace: o.namespace, serviceAccount, bindingName };
+}
+
+export async function removeReviewerBinding(kube: Kube, reviewer: Reviewer): Promise<void> {
+  if (!reviewer.bindingName) return;
+  await kube.deleteObject({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name: reviewer.bindingName } });
+}
+
+/** Step 2: the reviewer's JWT, the way a user gets it: a legacy token Secret or a TokenRequest. */
+export async function reviewerJwt(kube: Kube, reviewer: Reviewer, mode: "secret" | "tokenrequest" = "secret"): Promise<string> {
+  if (mode === "secret") return (await kube.legacyToken(reviewer.namespace, reviewer.serviceAccount)).token;
+  return kube.requestToken(reviewer.namespace, reviewer.serviceAccount, { expirationSeconds: 24 * 3600 });
+}
+
+// ---- issuer --------------------------------------------------------------------------------
+
+export interface IssuerFacts {
+  /** `issuer` of /.well-known/openid-configuration; undefined when discovery is off. */
+  discovery: string | undefined;
+  /** `iss` of a freshly minted bound token. */
+  boundTokenIss: string;
+  /** `aud` of that token. */
+  boundTokenAud: string[];
+}
+
+/** Step 3: what issuer the cluster really uses, from discovery and from a fresh token. */
+export async function discoverIssuer(kube: Kube, namespace: string, serviceAccount: string): Promise<IssuerFacts> {
+  let discovery: string | undefined;
+  try {
+    const doc = (await kube.getRaw("/.well-known/openid-configuration")) as { issuer?: string };
+    discovery = doc.issuer;
+  } catch {
+    discovery = undefined;
+  }
+  const claims = decodeJwt(await kube.requestToken(namespace, serviceAccount, { expirationSeconds: 600 }));
+  const aud = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  return { discovery, boundTokenIss: String(claims.iss ?? ""), boundTokenAud: aud };
+}
+
+// ---- Vault ---------------------------------------------------------------------------------
+
+/** Step 4a: `vault auth enable -path=<mount> kubernetes`. */
+export async function enableKubernetesAuth(vault: VaultClient, mount: string): Promise<void> {
+  await vault.must("POST", `sys/auth/${mount}`, { type: "kubernetes", description: "vault-k8s-conformance" });
+}
+
+export async function disableAuth(vault: VaultClient, mount: string): Promise<void> {
+  await vault.must("DELETE", `sys/auth/${mount}`);
+}
+
+export interface AuthConfig {
+  kubernetes_host: string;
+  kubernetes_ca_cert?: string;
+  token_reviewer_jwt?: string;
+  issuer?: string;
+  disable_iss_validation?: boolean;
+  disable_local_ca_jwt?: boolean;
+  pem_keys?: string[];
+  use_annotations_as_alias_metadata?: boolean;
+}
+
+/** The config a user writes for Vault outside the cluster: host, CA, reviewer JWT. */
+export function authConfigFor(info: TargetInfo, reviewerJwt: string | undefined, extra: Partial<AuthConfig> = {}): AuthConfig {
+  return {
+    kubernetes_host: info.kube.hostForVault,
+    kubernetes_ca_cert: info.kube.caCertForVault,
+    ...(reviewerJwt ? { token_reviewer_jwt: reviewerJwt } : {}),
+    // Vault runs outside any pod: never fall back to a pod's mounted CA or JWT.
+    disable_local_ca_jwt: true,
+    ...extra,
+  };
+}
+
+/** Step 4b: `vault write auth/<mount>/config ...` (every write replaces the whole config). */
+export async function writeAuthConfig(vault: VaultClient, mount: string, cfg: AuthConfig): Promise<void> {
+  await vault.must("POST", `auth/${mount}/config`, cfg);
+}
+
+export async function readAuthConfig(vault: VaultClient, mount: string): Promise<Record<string, unknown>> {
+  return (await vault.must("GET", `auth/${mount}/config`)).body.data ?? {};
+}
+
+/** Step 5: an ACL policy. */
+export async function writePolicy(vault: VaultClient, name: string, hcl: string): Promise<void> {
+  await vault.must("PUT", `sys/policies/acl/${name}`, { policy: hcl });
+}
+
+export async function policyFromFixtures(fixturesDir: string, file: string): Promise<string> {
+  const path = join(fixturesDir, "policies", file);
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read policy fixture ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export interface RoleSpec {
+  bound_service_account_names: string[] | string;
+  bound_service_account_namespaces?: string[] | string;
+  bound_service_account_namespace_selector?: string;
+  audience?: string;
+  alias_name_source?: string;
+  token_policies?: string[];
+  policies?: string[];
+  token_ttl?: string | number;
+  token_max_ttl?: string | number;
+  token_bound_cidrs?: string[];
+  [k: string]: unknown;
+}
+
+/** Step 6: a role binding service accounts to policies. */
+export async function writeRole(vault: VaultClient, mount: string, role: string, spec: RoleSpec): Promise<void> {
+  await vault.must("POST", `auth/${mount}/role/${role}`, spec);
+}
+
+export interface LoginData {
+  auth?: {
+    client_token: string;
+    accessor: string;
+    policies: string[];
+    token_policies: string[];
+    metadata: Record<string, string>;
+    lease_duration: number;
+    renewable: boolean;
+    entity_id: string;
+    token_type: string;
+    orphan: boolean;
+  };
+}
+
+/** Step 7: what a workload does: POST auth/<mount>/login {role, jwt}. Every status is data. */
+export async function login(vault: VaultClient, mount: string, role: string | undefined, jwt: string | undefined): Promise<VaultResponse<LoginData>> {
+  const body: Record<string, string> = {};
+  if (role !== undefined) body.role = role;
+  if (jwt !== undefined) body.jwt = jwt;
+  const res = await vault.withToken(undefined).request<LoginData>("POST", `auth/${mount}/login`, body);
+  if (res.body?.auth?.client_token) registerSecret(res.body.auth.client_token);
+  return res;
+}
+
+export function assertOk(res: VaultResponse, what: string): void {
+  if (res.status < 200 || res.status > 299) {
+    throw new HarnessError(`${what}: HTTP ${res.status} ${JSON.stringify(res.body?.errors ?? res.text)}`);
+  }
+}
