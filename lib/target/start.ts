@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Config } from "../config.ts";
 import { HarnessError, UsageError } from "../errors.ts";
-import { provision, type Component } from "../provision/index.ts";
+import type { Component } from "../provision/index.ts";
 import { startLocalTarget, type LocalTargetOptions } from "../providers/local.ts";
 import type { TargetInfo } from "./info.ts";
 
@@ -19,6 +19,8 @@ export function componentsFor(config: Pick<Config, "flavor">): Component[] {
 
 /** Binaries for the local target, from the user's paths, the cache, downloads or Go builds. */
 export async function provisionLocal(config: Config, signal?: AbortSignal) {
+  // Loaded on demand: attaching to a running target never needs the provisioning code.
+  const { provision } = await import("../provision/index.ts");
   const bins = await provision(componentsFor(config), {
     cacheDir: config.cacheDir,
     overrides: config.overrides,
@@ -37,6 +39,11 @@ export async function provisionLocal(config: Config, signal?: AbortSignal) {
     kubeControllerManager: path("kube-controller-manager"),
     vault: path(config.flavor === "openbao" ? "bao" : "vault"),
   };
+}
+
+/** Provision what the configured target needs (nothing for targets that bring their own). */
+export async function provisionFor(config: Config): Promise<void> {
+  if (config.target === "local" && !process.env.VKC_TARGET_INFO) await provisionLocal(config);
 }
 
 /**

@@ -226,3 +226,16 @@ export function assertOk(res: VaultResponse, what: string): void {
     throw new HarnessError(`${what}: HTTP ${res.status} ${JSON.stringify(res.body?.errors ?? res.text)}`);
   }
 }
+
+/**
+ * Moves a policy's paths from the mounts a guide assumes (`secret/`, `my-app/`) to the unique
+ * mounts of this run, so that parallel suites and runs never share a secrets engine.
+ */
+export function rebasePolicy(hcl: string, mounts: Record<string, string>): string {
+  return hcl.replace(/(path\s+")([^/"]+)\//g, (m, head: string, mount: string) => (mounts[mount] ? `${head}${mounts[mount]}/` : m));
+}
+
+/** Mounts a secrets engine (kv v1 or v2) at `path`. */
+export async function enableKv(vault: VaultClient, path: string, version: 1 | 2): Promise<void> {
+  await vault.must("POST", `sys/mounts/${path}`, { type: "kv", options: { version: String(version) } });
+}

@@ -74,3 +74,12 @@ export function vaultError(method: string, path: string, res: VaultResponse): Ha
     `Vault ${method} ${path}: HTTP ${res.status}${errors.length ? `: ${redactValue(errors).join("; ")}` : ""}`,
   );
 }
+
+/**
+ * A response as an assertion message may show it: status and Vault's errors, never the body
+ * (a successful login's body holds a client token).
+ */
+export function describeResponse(res: { status: number; body?: { errors?: string[] } | unknown }): string {
+  const errors = res.body && typeof res.body === "object" && "errors" in res.body ? (res.body as VaultErrorBody).errors : undefined;
+  return `HTTP ${res.status}${errors?.length ? ` errors=${JSON.stringify(redactValue(errors))}` : ""}`;
+}

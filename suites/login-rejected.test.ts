@@ -1,0 +1,115 @@
+import { decodeJwt, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { SuiteContext } from "../lib/target/suite.ts";
+import { describeResponse } from "../lib/vault/client.ts";
+import { login, writeRole } from "../lib/target/steps.ts";
+import { expectationsFor } from "../lib/target/expectations.ts";
+import { waitFor } from "../lib/wait.ts";
+
+// Logins that must be refused, each with its status AND the error Vault gives. The order of
+// Vault's checks is part of the contract (BEHAVIOR.md: name before namespace since plugin 0.18).
+describe("login rejected", () => {
+  let ctx: SuiteContext;
+  let mount: string;
+  let ns: string;
+  let otherNs: string;
+  const expectRejected = (res: { status: number; body: { errors?: string[] } }, status: number, error: string) => {
+    expect(res.status, describeResponse(res)).toBe(status);
+    expect(res.body.errors?.join("\n")).toContain(error);
+  };
+
+  beforeAll(async () => {
+    ctx = await SuiteContext.create("login-rejected");
+    ({ mount } = await ctx.standardAuth());
+    ns = await ctx.namespace("app");
+    otherNs = await ctx.namespace("other");
+    for (const sa of ["app", "intruder"]) await ctx.kube.createServiceAccount(ns, sa);
+    for (const sa of ["app", "intruder"]) await ctx.kube.createServiceAccount(otherNs, sa);
+    const bound = { bound_service_account_names: ["app"], bound_service_account_namespaces: [ns], token_ttl: "10m" };
+    await writeRole(ctx.vault, mount, "app", bound);
+    await writeRole(ctx.vault, mount, "aud", { ...bound, audience: "vault" });
+    await writeRole(ctx.vault, mount, "cidr", { ...bound, token_bound_cidrs: ["10.255.0.0/16"] });
+  });
+  afterAll(() => ctx?.cleanup());
+
+  const table: { name: string; role: string | undefined; jwt: () => Promise<string | undefined>; status: number; error: () => string }[] = [
+    { name: "a service account whose name the role does not bind", role: "app", jwt: () => ctx.kube.requestToken(ns, "intruder"), status: 403, error: () => "service account name not authorized" },
+    { name: "a bound name in a namespace the role does not bind", role: "app", jwt: () => ctx.kube.requestToken(otherNs, "app"), status: 403, error: () => "namespace not authorized" },
+    { name: "neither name nor namespace bound (the name is checked first)", role: "app", jwt: () => ctx.kube.requestToken(otherNs, "intruder"), status: 403, error: () => "service account name not authorized" },
+    { name: "an unknown role", role: "no-such-role", jwt: () => ctx.kube.requestToken(ns, "app"), status: 400, error: () => `invalid role name "no-such-role"` },
+    { name: "a request without role", role: undefined, jwt: () => ctx.kube.requestToken(ns, "app"), status: 400, error: () => "missing role" },
+    { name: "a request without jwt", role: "app", jwt: async () => undefined, status: 400, error: () => "missing jwt" },
+    { name: "a JWT that does not parse", role: "app", jwt: async () => "not.a-jwt", status: 403, error: () => expectationsFor(ctx.info.flavor, ctx.info.vault.version).malformedJwt.error },
+    { name: "a token whose audience is not the role's audience", role: "aud", jwt: () => ctx.kube.requestToken(ns, "app"), status: 403, error: () => "invalid audience (aud) claim" },
+    { name: "a caller outside the role's token_bound_cidrs", role: "cidr", jwt: () => ctx.kube.requestToken(ns, "app"), status: 403, error: () => expectationsFor(ctx.info.flavor, ctx.info.vault.version).cidrRejected.error },
+  ];
+
+  it.each(table)("rejects $name ($status)", async (c) => {
+    expectRejected(await login(ctx.vault, mount, c.role, await c.jwt()), c.status, c.error());
+  });
+
+  async function forge(claims: Record<string, unknown>): Promise<string> {
+    const { privateKey } = await generateKeyPair("RS256");
+    return new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "foreign" }).sign(privateKey);
+  }
+
+  it("rejects a JWT with the right claims signed by a foreign key (TokenReview says no: 403 permission denied)", async () => {
+    const real = decodeJwt(await ctx.kube.requestToken(ns, "app"));
+    expectRejected(await login(ctx.vault, mount, "app", await forge(real)), 403, "permission denied");
+  });
+
+  it("rejects an expired token before asking Kubernetes (403, exp claim)", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const real = decodeJwt(await ctx.kube.requestToken(ns, "app"));
+    const expired = await forge({ ...real, iat: now - 7200, nbf: now - 7200, exp: now - 3600 });
+    expectRejected(await login(ctx.vault, mount, "app", expired), 403, "invalid expiration time (exp) claim: token is expired");
+  });
+
+  it("rejects the token of a deleted service account (403 permission denied)", async () => {
+    await ctx.kube.createServiceAccount(ns, "short-lived");
+    await writeRole(ctx.vault, mount, "short-lived", { bound_service_account_names: ["short-lived"], bound_service_account_namespaces: [ns] });
+    const jwt = await ctx.kube.requestToken(ns, "short-lived");
+    await ctx.kube.deleteServiceAccount(ns, "short-lived");
+    expectRejected(await login(ctx.vault, mount, "short-lived", jwt), 403, "permission denied");
+  });
+
+  it("after a service account is deleted and recreated: the old token is refused, a new token logs in with the new UID", async () => {
+    await ctx.kube.createServiceAccount(ns, "reborn");
+    await writeRole(ctx.vault, mount, "reborn", { bound_service_account_names: ["reborn"], bound_service_account_namespaces: [ns] });
+    const oldUid = await ctx.kube.serviceAccountUid(ns, "reborn");
+    const oldJwt = await ctx.kube.requestToken(ns, "reborn");
+    await ctx.kube.deleteServiceAccount(ns, "reborn");
+    const newUid = await ctx.kube.createServiceAccount(ns, "reborn");
+    expect(newUid).not.toBe(oldUid);
+    expectRejected(await login(ctx.vault, mount, "reborn", oldJwt), 403, "permission denied");
+    const ok = await login(ctx.vault, mount, "reborn", await ctx.kube.requestToken(ns, "reborn"));
+    expect(ok.status).toBe(200);
+    expect(ok.body.auth?.metadata.service_account_uid).toBe(newUid);
+  });
+
+  it("rejects a token bound to a Pod once the Pod is deleted (403 permission denied, after the apiserver's 10 s token cache)", async () => {
+    const pod = await ctx.kube.createPod(ns, ctx.name("pod"), "app");
+    const jwt = await ctx.kube.requestToken(ns, "app", { boundPod: pod });
+    expect((await login(ctx.vault, mount, "app", jwt)).status).toBe(200);
+    await ctx.kube.deletePod(ns, pod.name);
+    // kube-apiserver caches successful token authentications for 10 s; poll past that window.
+    const res = await waitFor(
+      async () => {
+        const r = await login(ctx.vault, mount, "app", jwt);
+        return r.status === 200 ? undefined : r;
+      },
+      { what: "Vault refuses the pod-bound token after the Pod's deletion", timeoutMs: 30_000, intervalMs: 1000 },
+    );
+    expectRejected(res, 403, "permission denied");
+  });
+
+  it.runIf(inject("slow"))("rejects a real TokenRequest token once it has expired (slow: 11 min; VKC_SLOW=1)", { timeout: 15 * 60_000 }, async () => {
+    const jwt = await ctx.kube.requestToken(ns, "app", { expirationSeconds: 600 });
+    expect((await login(ctx.vault, mount, "app", jwt)).status).toBe(200);
+    const exp = Number(decodeJwt(jwt).exp) * 1000;
+    // Vault allows 60 s of leeway past exp.
+    await new Promise((r) => setTimeout(r, Math.max(0, exp + 65_000 - Date.now())));
+    expectRejected(await login(ctx.vault, mount, "app", jwt), 403, "token is expired");
+  });
+});
+

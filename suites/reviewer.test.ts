@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SuiteContext } from "../lib/target/suite.ts";
+import { describeResponse } from "../lib/vault/client.ts";
+import { waitFor } from "../lib/wait.ts";
+import { authConfigFor, login, reviewerJwt, writeAuthConfig, writeRole } from "../lib/target/steps.ts";
+
+// The TokenReview side: who asks Kubernetes whether a token is valid, and what happens when
+// that identity lacks system:auth-delegator or disappears (vault#12855, #14072, #15430).
+describe("token reviewer", () => {
+  let ctx: SuiteContext;
+  let ns: string;
+
+  beforeAll(async () => {
+    ctx = await SuiteContext.create("reviewer");
+    ns = await ctx.namespace("app");
+    await ctx.kube.createServiceAccount(ns, "app");
+  });
+  afterAll(() => ctx?.cleanup());
+
+  const expectDenied = (res: { status: number; body: { errors?: string[] } }) => {
+    expect(res.status, describeResponse(res)).toBe(403);
+    expect(res.body.errors?.join(" ")).toContain("permission denied");
+  };
+  async function mountWithRole(config: Parameters<typeof authConfigFor>[1], names = ["app"], namespace = ns) {
+    const mount = await ctx.mount();
+    await writeAuthConfig(ctx.vault, mount, authConfigFor(ctx.info, config));
+    await writeRole(ctx.vault, mount, "app", { bound_service_account_names: names, bound_service_account_namespaces: [namespace] });
+    return mount;
+  }
+
+  it("a reviewer bound to system:auth-delegator, with a TokenRequest token instead of a Secret, works (200)", async () => {
+    const rns = await ctx.namespace("rev");
+    const jwt = await reviewerJwt(ctx.kube, await ctx.reviewer(rns), "tokenrequest");
+    const mount = await mountWithRole(jwt);
+    const res = await login(ctx.vault, mount, "app", await ctx.kube.requestToken(ns, "app"));
+    expect(res.status, describeResponse(res)).toBe(200);
+    expect(res.body.auth?.metadata.service_account_name).toBe("app");
+  });
+
+  it("a reviewer without the auth-delegator binding makes every login fail (403 permission denied)", async () => {
+    const rns = await ctx.namespace("rev");
+    const jwt = await reviewerJwt(ctx.kube, await ctx.reviewer(rns, { bind: false }));
+    const mount = await mountWithRole(jwt);
+    expectDenied(await login(ctx.vault, mount, "app", await ctx.kube.requestToken(ns, "app")));
+  });
+
+  it("a deleted reviewer service account makes logins fail (403); rewriting the config with a live reviewer recovers (200)", async () => {
+    const rns = await ctx.namespace("rev");
+    const reviewer = await ctx.reviewer(rns);
+    const jwt = await reviewerJwt(ctx.kube, reviewer);
+    const mount = await mountWithRole(jwt);
+    const client = await ctx.kube.requestToken(ns, "app");
+    expect((await login(ctx.vault, mount, "app", client)).status).toBe(200);
+    await ctx.kube.deleteServiceAccount(rns, reviewer.serviceAccount);
+    // kube-apiserver caches a successful authentication of the reviewer's own token for 10 s,
+    // so the refusal shows within that window, not at once: poll past it, bounded.
+    const refused = await waitFor(
+      async () => {
+        const r = await login(ctx.vault, mount, "app", await ctx.kube.requestToken(ns, "app"));
+        return r.status === 200 ? undefined : r;
+      },
+      { what: "Vault refuses logins once the reviewer service account is deleted", timeoutMs: 30_000, intervalMs: 1000 },
+    );
+    expectDenied(refused);
+    await ctx.kube.createServiceAccount(rns, reviewer.serviceAccount);
+    await writeAuthConfig(ctx.vault, mount, authConfigFor(ctx.info, await reviewerJwt(ctx.kube, reviewer, "tokenrequest")));
+    const res = await login(ctx.vault, mount, "app", await ctx.kube.requestToken(ns, "app"));
+    expect(res.status, describeResponse(res)).toBe(200);
+  });
+
+  describe("no token_reviewer_jwt: the client's own JWT is the TokenReview bearer", () => {
+    let cns: string;
+    let mount: string;
+    let boundClient: string;
+    beforeAll(async () => {
+      // The fixture's reviewer SA (bound to auth-delegator) acts as a client here; `plain` is not bound.
+      cns = await ctx.namespace("client");
+      const bound = await ctx.reviewer(cns);
+      boundClient = bound.serviceAccount;
+      await ctx.kube.createServiceAccount(cns, "plain");
+      mount = await mountWithRole(undefined, [bound.serviceAccount, "plain"], cns);
+    });
+
+    it("reads back token_reviewer_jwt_set=false", async () => {
+      const res = await ctx.vault.read(`auth/${mount}/config`);
+      expect(res.status).toBe(200);
+      expect(res.body.data.token_reviewer_jwt_set).toBe(false);
+    });
+
+    it("accepts a client that is itself bound to system:auth-delegator (200)", async () => {
+      const res = await login(ctx.vault, mount, "app", await ctx.kube.requestToken(cns, boundClient));
+      expect(res.status, describeResponse(res)).toBe(200);
+      expect(res.body.auth?.metadata.service_account_name).toBe(boundClient);
+    });
+
+    it("rejects a client that may not create TokenReviews (403 permission denied)", async () => {
+      expectDenied(await login(ctx.vault, mount, "app", await ctx.kube.requestToken(cns, "plain")));
+    });
+  });
+});
