@@ -8,8 +8,16 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["lib/**/*.test.ts", "scripts/**/*.test.ts"],
+          include: ["lib/**/*.test.ts"],
           testTimeout: 30_000,
+        },
+      },
+      {
+        // The harness's own end-to-end behaviour (scripts, signals, cleanup), on real processes.
+        test: {
+          name: "harness",
+          include: ["scripts/**/*.e2e.test.ts"],
+          testTimeout: 180_000,
         },
       },
       {

@@ -34,7 +34,7 @@ export async function runVitest(config: Config, projects: string[], filters: str
 }
 
 /** The plain closing line CI reads, then the exit code: 0 only if cases ran and none failed. */
-export function verdict(r: RunResults, label: string): number {
+export function verdict(r: Pick<RunResults, "totals">, label: string): number {
   const { passed, failed, skipped } = r.totals;
   process.stdout.write(`\n${label}: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
   if (passed + failed === 0) {

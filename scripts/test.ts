@@ -1,18 +1,40 @@
-// npm test: the unit tests and the conformance suites on the local target.
+// npm test: unit and harness tests, then the conformance suites on the local target with both
+// Vault flavors: HashiCorp Vault with kind's issuer, and OpenBao with a provider-style issuer URL
+// (the kind of issuer EKS/GKE/VKE clusters use), so one run covers both issuer shapes.
+import { join } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
-import { provisionFor } from "../lib/target/start.ts";
+import { loadConfig, type Flavor } from "../lib/config.ts";
 import { runVitest, verdict } from "../lib/run.ts";
+import { provisionFor } from "../lib/target/start.ts";
+
+const PROVIDER_STYLE_ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/VKC0CONFORMANCE0TEST";
 
 await runScript(
   {
     command: "npm test -- [options] [file filter...]",
-    summary: "Unit tests plus the conformance suites (local target unless --target says otherwise).",
+    summary:
+      "Unit and harness tests plus the conformance suites on the local target, for both flavors\n" +
+      "(--flavor limits it to one). Reports go to <reports>/<flavor>/.",
     flags: COMMON_FLAGS,
   },
   async (config, parsed) => {
-    // Provision first, with progress, so a first run on a fresh machine shows what it builds.
-    await provisionFor(config);
-    const r = await runVitest(config, ["unit", "conformance"], parsed.positionals);
-    return verdict(r, "npm test");
+    const explicitFlavor = process.env.VKC_FLAVOR !== undefined;
+    const flavors: Flavor[] = explicitFlavor ? [config.flavor] : ["vault", "openbao"];
+    // Provision everything first, with progress, so a fresh machine shows what it builds.
+    for (const flavor of flavors) await provisionFor({ ...config, flavor });
+    const totals = { passed: 0, failed: 0, skipped: 0 };
+    let ranNothing = false;
+    for (const [i, flavor] of flavors.entries()) {
+      process.env.VKC_FLAVOR = flavor;
+      process.env.VKC_REPORTS_DIR = join(config.reportsDir, flavor);
+      if (i > 0 && process.env.VKC_ISSUER === undefined) process.env.VKC_ISSUER = PROVIDER_STYLE_ISSUER;
+      const projects = i === 0 ? ["unit", "harness", "conformance"] : ["conformance"];
+      const r = await runVitest(loadConfig(), projects, parsed.positionals);
+      verdict(r, `${flavor} (${projects.join(", ")})`);
+      if (r.totals.passed + r.totals.failed === 0) ranNothing = true;
+      for (const k of ["passed", "failed", "skipped"] as const) totals[k] += r.totals[k];
+    }
+    const code = verdict({ totals }, "npm test");
+    return ranNothing ? 1 : code;
   },
 );

@@ -1,0 +1,45 @@
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { PACKAGE_ROOT } from "../../lib/config.ts";
+
+// Bad input gets one clear line on stderr and a non-zero exit, never a stack trace.
+function run(scriptName: string, args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", scriptName), ...args], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, VKC_TARGET: "", VKC_FLAVOR: "", ...env },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.replace(/^npm warn.*\n/gm, "") };
+}
+
+describe("command-line errors", () => {
+  it.each([
+    ["conformance.ts", ["--bogus"], {}, "error: unknown flag --bogus (see --help)"],
+    ["conformance.ts", ["--flavor"], {}, "error: --flavor needs a value (vault|openbao)"],
+    ["conformance.ts", ["--flavor", "consul"], {}, "error: flavor (VKC_FLAVOR / --flavor) must be one of vault, openbao (got \"consul\")"],
+    ["conformance.ts", ["--target", "minikube"], {}, "error: target (VKC_TARGET / --target) must be one of local, kind, existing (got \"minikube\")"],
+    ["env-up.ts", [], { VKC_TARGET: "kind" }, "error: the kind target is not available yet in this version (it needs Docker and kind); use --target local"],
+    ["env-down.ts", ["--file"], {}, "error: --file needs a value (FILE)"],
+  ])("%s %j -> exit 2 and one line", (scriptName, args, env, line) => {
+    const r = run(scriptName, args, env);
+    expect(r.stderr.trim()).toBe(line);
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("a bad binary override names the variable to fix (exit 2)", () => {
+    const r = run("setup.ts", ["--flavor", "openbao"], { TEST_ASSET_ETCD: "/nonexistent/etcd" });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("TEST_ASSET_ETCD");
+  });
+
+  it("--help prints usage and exits 0", () => {
+    const r = run("conformance.ts", ["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("usage: npm run conformance");
+    expect(r.stdout).toContain("--flavor vault|openbao");
+  });
+});

@@ -1,0 +1,88 @@
+import { spawn, execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PACKAGE_ROOT } from "../../lib/config.ts";
+import type { TargetInfo } from "../../lib/target/info.ts";
+
+// The harness's own promise: whatever way a target ends (Ctrl-C, env:down), no etcd,
+// kube-apiserver, kube-controller-manager or Vault process and no temp dir of it remains.
+
+function script(name: string, args: string[], env: Record<string, string>) {
+  return spawn(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", name), ...args], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** Pids of processes whose command line mentions the run id (every component's flags do). */
+function processesOf(runId: string): number[] {
+  try {
+    return execFileSync("pgrep", ["-f", runId], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+async function up(dir: string, name: string) {
+  const out = join(dir, `${name}.json`);
+  const child = script("env-up.ts", ["--out", out, "--reports", join(dir, "reports")], {});
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  const started = Date.now();
+  while (!/is up/.test(output)) {
+    if (child.exitCode !== null) throw new Error(`env:up exited early: ${output}`);
+    if (Date.now() - started > 120_000) throw new Error(`env:up not up after 120s: ${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const info = JSON.parse(readFileSync(out, "utf8")) as TargetInfo & { pid: number };
+  return { child, exited, info, out, output: () => output };
+}
+
+describe("env:up / env:down lifecycle", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "vkc-e2e-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it("Ctrl-C (SIGINT) to env:up tears everything down: no component process, no work dir, no state file", async () => {
+    const t = await up(dir, "sigint");
+    const workDir = dirname(t.info.vault.tokenFile);
+    expect(processesOf(t.info.runId).length).toBeGreaterThanOrEqual(4);
+    expect(existsSync(workDir)).toBe(true);
+    t.child.kill("SIGINT");
+    expect(await t.exited).toBe(130);
+    expect(processesOf(t.info.runId)).toEqual([]);
+    expect(existsSync(workDir)).toBe(false);
+    expect(existsSync(t.out)).toBe(false);
+    // The logs stay for diagnostics, redacted.
+    for (const log of Object.values(t.info.logs)) expect(existsSync(log)).toBe(true);
+  });
+
+  it("npm run env:down stops the target that env:up started", async () => {
+    const t = await up(dir, "down");
+    const down = script("env-down.ts", ["--file", t.out], {});
+    let said = "";
+    down.stdout.on("data", (d) => (said += d));
+    const code = await new Promise<number | null>((r) => down.on("exit", (c) => r(c)));
+    expect(code).toBe(0);
+    expect(said.trim()).toBe("target stopped");
+    expect(await t.exited).toBe(143);
+    expect(processesOf(t.info.runId)).toEqual([]);
+    expect(existsSync(dirname(t.info.vault.tokenFile))).toBe(false);
+  });
+
+  it("env:down with nothing running says so and exits 0", async () => {
+    const down = script("env-down.ts", ["--file", join(dir, "none.json")], {});
+    let said = "";
+    down.stdout.on("data", (d) => (said += d));
+    expect(await new Promise((r) => down.on("exit", r))).toBe(0);
+    expect(said).toContain("no running target recorded");
+  });
+});
