@@ -1,7 +1,9 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: `unit` (plumbing, fakes allowed, no target) and `conformance` (real Vault and
-// real Kubernetes; one target per run, started by the globalSetup and shared through provide).
+// Three projects, run in this order: `unit` (plumbing, fakes allowed, no target), `harness` (the
+// scripts' own behaviour on real processes: signals, cleanup, bad input) and `conformance` (real
+// Vault and real Kubernetes; one target per run, started by the globalSetup and shared through
+// provide/inject).
 export default defineConfig({
   test: {
     projects: [
@@ -9,6 +11,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["lib/**/*.test.ts"],
+          sequence: { groupOrder: 0 },
           testTimeout: 30_000,
         },
       },
@@ -17,6 +20,9 @@ export default defineConfig({
         test: {
           name: "harness",
           include: ["scripts/**/*.e2e.test.ts"],
+          sequence: { groupOrder: 1 },
+          // Each test starts whole targets: one at a time on a 2-core machine.
+          maxWorkers: 1,
           testTimeout: 180_000,
         },
       },
@@ -27,6 +33,7 @@ export default defineConfig({
           globalSetup: ["lib/target/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+          sequence: { groupOrder: 2 },
           // Suites are independent (unique namespaces, mounts, roles); 2 workers fit 2 cores.
           maxWorkers: 2,
         },

@@ -245,6 +245,7 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
       versions: { kubernetes: kubeVersion, etcd: etcdVersion, [flavor]: vault.version },
       artifactsDir,
       logs: Object.fromEntries(Object.values(processes).map((p) => [p.name, p.logFile])),
+      pids: Object.fromEntries(Object.values(processes).map((p) => [p.name, p.pid])),
     };
     const ms = Date.now() - started;
     log.info("local", `ready in ${formatDuration(ms)}: kubernetes ${kubeVersion}, etcd ${etcdVersion}, ${flavor} ${vault.version}`);

@@ -16,6 +16,8 @@ export interface Expectations {
   badPemKeys: string;
   /** Status and substring for a caller outside token_bound_cidrs. */
   cidrRejected: { status: number; error: string };
+  /** A role written without `audience`: 200 with this warning, or 204 and no warning (undefined). */
+  noAudienceWarning: string | undefined;
   /** Does the config endpoint refuse a kubernetes_ca_cert holding no certificate? */
   garbageCaRejected: boolean;
   /** Status and substring for an unparsable JWT. */
@@ -27,11 +29,13 @@ const base: Expectations = {
   badAliasSource: "invalid alias_name_source, must be one of: serviceaccount_uid, serviceaccount_name",
   ttlAboveMax: "'token_ttl' cannot be greater than 'token_max_ttl'",
   garbageCaRejected: true,
-  badPemKeys: "data does not contain any valid public keys",
+  badPemKeys: "data does not contain any valid RSA or ECDSA public keys",
+  noAudienceWarning: "does not have an audience configured",
   cidrRejected: { status: 403, error: "permission denied" },
   malformedJwt: { status: 403, error: "permission denied" },
 };
 
+/** HashiCorp Vault 1.21 bundles vault-plugin-auth-kubernetes 0.23.x; OpenBao 2.x its own port. */
 export function expectationsFor(flavor: Flavor, _version: string): Expectations {
   switch (flavor) {
     case "vault":
@@ -39,6 +43,8 @@ export function expectationsFor(flavor: Flavor, _version: string): Expectations 
     case "openbao":
       // OpenBao's port predates the plugin's CA validation (0.19): a CA without certificates
       // is stored, and logins then fail at TLS time. Seen on OpenBao 2.7.2.
-      return { ...base, garbageCaRejected: false };
+      // Its pem_keys parser and role endpoint also predate HashiCorp's wording and the
+      // missing-audience warning (plugin 0.22.3). Seen on OpenBao 2.7.2.
+      return { ...base, garbageCaRejected: false, badPemKeys: "data does not contain any valid public keys", noAudienceWarning: undefined };
   }
 }

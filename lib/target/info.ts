@@ -39,4 +39,6 @@ export interface TargetInfo {
   artifactsDir: string;
   /** Component name -> log file. */
   logs: Record<string, string>;
+  /** Local target: component name -> pid (process group leader), for diagnostics and leak checks. */
+  pids?: Record<string, number>;
 }

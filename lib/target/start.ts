@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Config } from "../config.ts";
 import { HarnessError, UsageError } from "../errors.ts";
-import type { Component } from "../provision/index.ts";
+import type { Component } from "../binaries/index.ts";
 import { startLocalTarget, type LocalTargetOptions } from "../providers/local.ts";
 import type { TargetInfo } from "./info.ts";
 
@@ -20,7 +20,7 @@ export function componentsFor(config: Pick<Config, "flavor">): Component[] {
 /** Binaries for the local target, from the user's paths, the cache, downloads or Go builds. */
 export async function provisionLocal(config: Config, signal?: AbortSignal) {
   // Loaded on demand: attaching to a running target never needs the provisioning code.
-  const { provision } = await import("../provision/index.ts");
+  const { provision } = await import("../binaries/index.ts");
   const bins = await provision(componentsFor(config), {
     cacheDir: config.cacheDir,
     overrides: config.overrides,

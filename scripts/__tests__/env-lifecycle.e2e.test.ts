@@ -18,13 +18,25 @@ function script(name: string, args: string[], env: Record<string, string>) {
   });
 }
 
-/** Pids of processes whose command line mentions the run id (every component's flags do). */
-function processesOf(runId: string): number[] {
+/**
+ * Live processes of a run: the recorded component pids, plus any process whose command line
+ * mentions the run id (the control plane's flags name its work dir). Zombies do not count.
+ */
+function processesOf(info: TargetInfo): number[] {
+  let byName: number[] = [];
   try {
-    return execFileSync("pgrep", ["-f", runId], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+    byName = execFileSync("pgrep", ["-f", info.runId], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
   } catch {
-    return []; // pgrep exits 1 when nothing matches
+    // pgrep exits 1 when nothing matches
   }
+  const alive = (pid: number) => {
+    try {
+      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    } catch {
+      return false;
+    }
+  };
+  return [...new Set([...Object.values(info.pids ?? {}), ...byName])].filter(alive);
 }
 
 async function up(dir: string, name: string) {
@@ -54,11 +66,12 @@ describe("env:up / env:down lifecycle", () => {
   it("Ctrl-C (SIGINT) to env:up tears everything down: no component process, no work dir, no state file", async () => {
     const t = await up(dir, "sigint");
     const workDir = dirname(t.info.vault.tokenFile);
-    expect(processesOf(t.info.runId).length).toBeGreaterThanOrEqual(4);
+    expect(Object.keys(t.info.pids ?? {}).sort()).toEqual(["etcd", "kube-apiserver", "kube-controller-manager", t.info.flavor].sort());
+    expect(processesOf(t.info).length).toBeGreaterThanOrEqual(4);
     expect(existsSync(workDir)).toBe(true);
     t.child.kill("SIGINT");
     expect(await t.exited).toBe(130);
-    expect(processesOf(t.info.runId)).toEqual([]);
+    expect(processesOf(t.info)).toEqual([]);
     expect(existsSync(workDir)).toBe(false);
     expect(existsSync(t.out)).toBe(false);
     // The logs stay for diagnostics, redacted.
@@ -74,7 +87,7 @@ describe("env:up / env:down lifecycle", () => {
     expect(code).toBe(0);
     expect(said.trim()).toBe("target stopped");
     expect(await t.exited).toBe(143);
-    expect(processesOf(t.info.runId)).toEqual([]);
+    expect(processesOf(t.info)).toEqual([]);
     expect(existsSync(dirname(t.info.vault.tokenFile))).toBe(false);
   });
 

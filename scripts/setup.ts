@@ -1,0 +1,30 @@
+// npm run setup: provision the binaries of the local target explicitly (npm test and
+// npm run conformance also do it on first use).
+import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
+import { provision, type Component } from "../lib/binaries/index.ts";
+import { formatDuration } from "../lib/log.ts";
+
+await runScript(
+  {
+    command: "npm run setup -- [--flavor vault|openbao|all] [--kubectl] [--offline] [--no-build]",
+    summary: "Provisions etcd, kube-apiserver, kube-controller-manager and Vault/OpenBao into the cache and prints where each came from.",
+    flags: [
+      ...COMMON_FLAGS.filter((f) => f.flag !== "--flavor"),
+      { flag: "--flavor", value: "vault|openbao|all", help: "which Vault flavor(s) to provision (default: the configured flavor)" },
+      { flag: "--kubectl", help: "also provision kubectl" },
+    ],
+  },
+  async (config, parsed) => {
+    const flavor = String(parsed.local["--flavor"] ?? config.flavor);
+    if (!["vault", "openbao", "all"].includes(flavor)) throw new UsageError(`--flavor must be one of vault, openbao, all (got "${flavor}")`);
+    const components: Component[] = ["etcd", "kube-apiserver", "kube-controller-manager"];
+    if (parsed.local["--kubectl"]) components.push("kubectl");
+    if (flavor !== "openbao") components.push("vault");
+    if (flavor !== "vault") components.push("bao");
+    const t0 = Date.now();
+    const bins = await provision(components, { cacheDir: config.cacheDir, overrides: config.overrides, offline: config.offline, noBuild: config.noBuild });
+    const rows = components.map((c) => bins[c]!).map((b) => `${b.component.padEnd(24)} ${b.version.padEnd(8)} ${b.source.padEnd(18)} ${b.path}`);
+    process.stdout.write(`${"component".padEnd(24)} ${"version".padEnd(8)} ${"source".padEnd(18)} path\n${rows.join("\n")}\nprovisioned in ${formatDuration(Date.now() - t0)} (cache: ${config.cacheDir})\n`);
+  },
+);
