@@ -77,3 +77,25 @@ export function onShutdown(hook: () => Promise<void>): () => void {
 export function isShuttingDown(): boolean {
   return shuttingDown;
 }
+
+// Last-resort synchronous cleanups for an exit that skips the async teardown (another signal
+// handler calling process.exit, an uncaught error). 'exit' handlers must be synchronous.
+const exitCleanups = new Set<() => void>();
+let exitInstalled = false;
+
+export function onExitSync(fn: () => void): () => void {
+  exitCleanups.add(fn);
+  if (!exitInstalled) {
+    exitInstalled = true;
+    process.on("exit", () => {
+      for (const f of [...exitCleanups].reverse()) {
+        try {
+          f();
+        } catch {
+          // nothing more can be done while exiting
+        }
+      }
+    });
+  }
+  return () => exitCleanups.delete(fn);
+}

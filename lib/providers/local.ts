@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Teardown } from "../cleanup.ts";
+import { onExitSync, Teardown } from "../cleanup.ts";
 import type { Config, Flavor } from "../config.ts";
 import { HarnessError } from "../errors.ts";
 import { httpJson } from "../http.ts";
@@ -92,7 +93,11 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
     // Work dir: secrets (keys, tokens, kubeconfig) and etcd data; removed at teardown.
     const work = await mkdtemp(join(tmpdir(), `${runId}-`));
     await chmod(work, 0o700);
-    t.defer("remove work dir", () => rm(work, { recursive: true, force: true, maxRetries: 3 }));
+    const forget = onExitSync(() => rmSync(work, { recursive: true, force: true }));
+    t.defer("remove work dir", async () => {
+      await rm(work, { recursive: true, force: true, maxRetries: 3 });
+      forget();
+    });
     // Artifacts: logs (redacted), kept after the run for diagnostics.
     const artifactsDir = join(opts.config.reportsDir, "artifacts", runId);
     const logDir = join(artifactsDir, "logs");
@@ -248,7 +253,7 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
       pids: Object.fromEntries(Object.values(processes).map((p) => [p.name, p.pid])),
     };
     const ms = Date.now() - started;
-    log.info("local", `ready in ${formatDuration(ms)}: kubernetes ${kubeVersion}, etcd ${etcdVersion}, ${flavor} ${vault.version}`);
+    log.info("local", `${runId}: ready in ${formatDuration(ms)}: kubernetes ${kubeVersion}, etcd ${etcdVersion}, ${flavor} ${vault.version}`);
     return new StartedLocalTarget(info, processes, t, ms);
   } catch (err) {
     await t.run();
