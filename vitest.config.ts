@@ -31,6 +31,7 @@ export default defineConfig({
           name: "conformance",
           include: ["suites/**/*.test.ts"],
           globalSetup: ["lib/target/global-setup.ts"],
+          setupFiles: ["lib/target/diagnostics-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           sequence: { groupOrder: 2 },

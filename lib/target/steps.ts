@@ -7,6 +7,7 @@ import { Kube } from "../kube/client.ts";
 import { registerSecret } from "../redact.ts";
 import { VaultClient, type VaultResponse } from "../vault/client.ts";
 import type { TargetInfo } from "./info.ts";
+import { recordLogin } from "./diagnostics.ts";
 
 /**
  * The setup steps of the seed guides, each small and named, shared by suites and scripts:
@@ -218,6 +219,7 @@ export async function login(vault: VaultClient, mount: string, role: string | un
   if (jwt !== undefined) body.jwt = jwt;
   const res = await vault.withToken(undefined).request<LoginData>("POST", `auth/${mount}/login`, body);
   if (res.body?.auth?.client_token) registerSecret(res.body.auth.client_token);
+  recordLogin({ mount, role, jwt, status: res.status, errors: res.body?.errors });
   return res;
 }
 
