@@ -12,7 +12,13 @@ export function stats(samples: number[]): Stats {
   const s = [...samples].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { runs: s.length, medianMs: Math.round(median), minMs: Math.round(s[0]!), maxMs: Math.round(s[s.length - 1]!), samplesMs: samples.map(Math.round) };
+  return {
+    runs: s.length,
+    medianMs: Math.round(median),
+    minMs: Math.round(s[0]!),
+    maxMs: Math.round(s[s.length - 1]!),
+    samplesMs: samples.map(Math.round),
+  };
 }
 
 export async function measure(runs: number, fn: () => Promise<void>): Promise<Stats> {

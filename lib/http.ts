@@ -59,9 +59,7 @@ export function httpJson<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>
       });
     });
     r.on("timeout", () => r.destroy(new Error(`no response within ${timeoutMs}ms`)));
-    r.on("error", (err) =>
-      reject(new HarnessError(`${method} ${url.origin}${url.pathname}: ${err.message}`, { cause: err })),
-    );
+    r.on("error", (err) => reject(new HarnessError(`${method} ${url.origin}${url.pathname}: ${err.message}`, { cause: err })));
     if (payload) r.write(payload);
     r.end();
   });

@@ -42,10 +42,14 @@ await runScript(
     if (suiteRuns > 0) {
       result.conformanceTimeToVerdict = await measure(suiteRuns, async () => {
         const code = await new Promise<number | null>((resolve) => {
-          const child = spawn(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "conformance.ts"), "--reports", join(config.reportsDir, "bench-run")], {
-            cwd: PACKAGE_ROOT,
-            stdio: "ignore",
-          });
+          const child = spawn(
+            process.execPath,
+            ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "conformance.ts"), "--reports", join(config.reportsDir, "bench-run")],
+            {
+              cwd: PACKAGE_ROOT,
+              stdio: "ignore",
+            },
+          );
           child.on("exit", resolve);
         });
         if (code !== 0) log.warn("bench", `a conformance run exited ${code}`);
@@ -53,10 +57,12 @@ await runScript(
     }
     await mkdir(config.reportsDir, { recursive: true });
     await writeFile(join(config.reportsDir, "bench.json"), JSON.stringify(result, null, 2) + "\n");
-    const fmt = (s: Stats) => `median ${(s.medianMs / 1000).toFixed(2)}s (min ${(s.minMs / 1000).toFixed(2)}s, max ${(s.maxMs / 1000).toFixed(2)}s, n=${s.runs})`;
+    const fmt = (s: Stats) =>
+      `median ${(s.medianMs / 1000).toFixed(2)}s (min ${(s.minMs / 1000).toFixed(2)}s, max ${(s.maxMs / 1000).toFixed(2)}s, n=${s.runs})`;
     process.stdout.write(`machine: ${result.machine}; flavor ${config.flavor}\n`);
     process.stdout.write(`local target time-to-ready:      ${fmt(result.targetReady as Stats)}\n`);
     process.stdout.write(`local target teardown:           ${fmt(result.targetTeardown as Stats)}\n`);
-    if (result.conformanceTimeToVerdict) process.stdout.write(`npm run conformance (warm, full): ${fmt(result.conformanceTimeToVerdict as Stats)}\n`);
+    if (result.conformanceTimeToVerdict)
+      process.stdout.write(`npm run conformance (warm, full): ${fmt(result.conformanceTimeToVerdict as Stats)}\n`);
   },
 );

@@ -6,7 +6,8 @@ import { runVitest, verdict } from "../lib/run.ts";
 await runScript(
   {
     command: "npm run conformance -- [options] [suite filter...]",
-    summary: "Runs the conformance suites against a target. Exit 0 only if every case passed.\nReports: junit.xml, results.json, summary.md under --reports.",
+    summary:
+      "Runs the conformance suites against a target. Exit 0 only if every case passed.\nReports: junit.xml, results.json, summary.md under --reports.",
     flags: COMMON_FLAGS,
   },
   async (config, parsed) => {

@@ -12,7 +12,11 @@ await runScript(
   async (_config, parsed) => {
     const file = resolve(String(parsed.local["--file"] ?? DEFAULT_STATE_FILE));
     const result = await stopRecordedTarget(file);
-    const say = { stopped: "target stopped", stale: "the recorded target was no longer running; state file removed", none: `no running target recorded in ${file}` };
+    const say = {
+      stopped: "target stopped",
+      stale: "the recorded target was no longer running; state file removed",
+      none: `no running target recorded in ${file}`,
+    };
     process.stdout.write(say[result] + "\n");
   },
 );

@@ -17,14 +17,24 @@ await runScript(
   },
   async (config, parsed) => {
     const flavor = String(parsed.local["--flavor"] ?? config.flavor);
-    if (!["vault", "openbao", "all"].includes(flavor)) throw new UsageError(`--flavor must be one of vault, openbao, all (got "${flavor}")`);
+    if (!["vault", "openbao", "all"].includes(flavor))
+      throw new UsageError(`--flavor must be one of vault, openbao, all (got "${flavor}")`);
     const components: Component[] = ["etcd", "kube-apiserver", "kube-controller-manager"];
     if (parsed.local["--kubectl"]) components.push("kubectl");
     if (flavor !== "openbao") components.push("vault");
     if (flavor !== "vault") components.push("bao");
     const t0 = Date.now();
-    const bins = await provision(components, { cacheDir: config.cacheDir, overrides: config.overrides, offline: config.offline, noBuild: config.noBuild });
-    const rows = components.map((c) => bins[c]!).map((b) => `${b.component.padEnd(24)} ${b.version.padEnd(8)} ${b.source.padEnd(18)} ${b.path}`);
-    process.stdout.write(`${"component".padEnd(24)} ${"version".padEnd(8)} ${"source".padEnd(18)} path\n${rows.join("\n")}\nprovisioned in ${formatDuration(Date.now() - t0)} (cache: ${config.cacheDir})\n`);
+    const bins = await provision(components, {
+      cacheDir: config.cacheDir,
+      overrides: config.overrides,
+      offline: config.offline,
+      noBuild: config.noBuild,
+    });
+    const rows = components
+      .map((c) => bins[c]!)
+      .map((b) => `${b.component.padEnd(24)} ${b.version.padEnd(8)} ${b.source.padEnd(18)} ${b.path}`);
+    process.stdout.write(
+      `${"component".padEnd(24)} ${"version".padEnd(8)} ${"source".padEnd(18)} path\n${rows.join("\n")}\nprovisioned in ${formatDuration(Date.now() - t0)} (cache: ${config.cacheDir})\n`,
+    );
   },
 );

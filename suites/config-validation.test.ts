@@ -48,7 +48,10 @@ describe("config and role validation", () => {
     });
 
     it("garbage kubernetes_ca_cert: per flavor, refused (400) or stored as given", async () => {
-      const res = await ctx.vault.write(`auth/${mount}/config`, { ...authConfigFor(ctx.info, jwt), kubernetes_ca_cert: "not a certificate" });
+      const res = await ctx.vault.write(`auth/${mount}/config`, {
+        ...authConfigFor(ctx.info, jwt),
+        kubernetes_ca_cert: "not a certificate",
+      });
       if (exp.garbageCaRejected) rejected(res, "The provided CA PEM data contains no valid certificates");
       else expect(res.status).toBe(204);
     });
@@ -58,7 +61,11 @@ describe("config and role validation", () => {
       const res = await ctx.vault.read(`auth/${mount}/config`);
       expect(res.status).toBe(200);
       expect(res.body.data).not.toHaveProperty("token_reviewer_jwt");
-      expect(res.body.data).toMatchObject({ token_reviewer_jwt_set: true, kubernetes_host: ctx.info.kube.hostForVault, kubernetes_ca_cert: ctx.info.kube.caCertForVault });
+      expect(res.body.data).toMatchObject({
+        token_reviewer_jwt_set: true,
+        kubernetes_host: ctx.info.kube.hostForVault,
+        kubernetes_ca_cert: ctx.info.kube.caCertForVault,
+      });
       expect(res.text).not.toContain(jwt);
     });
 
@@ -74,10 +81,26 @@ describe("config and role validation", () => {
   describe("roles", () => {
     const ok = () => ({ bound_service_account_names: ["app"], bound_service_account_namespaces: ["app"] });
     const cases: { name: string; body: Record<string, unknown>; error: () => string }[] = [
-      { name: "no bound_service_account_names", body: { bound_service_account_namespaces: ["app"] }, error: () => `"bound_service_account_names" can not be empty` },
-      { name: "no namespaces and no namespace selector", body: { bound_service_account_names: ["app"] }, error: () => exp.roleNeedsNamespaces },
-      { name: `"*" mixed with names`, body: { bound_service_account_names: ["*", "app"], bound_service_account_namespaces: ["app"] }, error: () => `can not mix "*" with values` },
-      { name: `"*" mixed with namespaces`, body: { bound_service_account_names: ["app"], bound_service_account_namespaces: ["*", "app"] }, error: () => `can not mix "*" with values` },
+      {
+        name: "no bound_service_account_names",
+        body: { bound_service_account_namespaces: ["app"] },
+        error: () => `"bound_service_account_names" can not be empty`,
+      },
+      {
+        name: "no namespaces and no namespace selector",
+        body: { bound_service_account_names: ["app"] },
+        error: () => exp.roleNeedsNamespaces,
+      },
+      {
+        name: `"*" mixed with names`,
+        body: { bound_service_account_names: ["*", "app"], bound_service_account_namespaces: ["app"] },
+        error: () => `can not mix "*" with values`,
+      },
+      {
+        name: `"*" mixed with namespaces`,
+        body: { bound_service_account_names: ["app"], bound_service_account_namespaces: ["*", "app"] },
+        error: () => `can not mix "*" with values`,
+      },
       { name: "an unknown alias_name_source", body: { ...ok(), alias_name_source: "pod_name" }, error: () => exp.badAliasSource },
       { name: "token_ttl above token_max_ttl", body: { ...ok(), token_ttl: "2h", token_max_ttl: "1h" }, error: () => exp.ttlAboveMax },
     ];
@@ -88,7 +111,12 @@ describe("config and role validation", () => {
     it("accepts a namespace selector instead of namespaces and reads it back", async () => {
       const selector = '{"matchLabels":{"team":"a"}}';
       const role = ctx.name("sel");
-      roleWritten(await ctx.vault.write(`auth/${mount}/role/${role}`, { bound_service_account_names: ["app"], bound_service_account_namespace_selector: selector }));
+      roleWritten(
+        await ctx.vault.write(`auth/${mount}/role/${role}`, {
+          bound_service_account_names: ["app"],
+          bound_service_account_namespace_selector: selector,
+        }),
+      );
       const res = await ctx.vault.read(`auth/${mount}/role/${role}`);
       expect(res.body.data).toMatchObject({ bound_service_account_names: ["app"], bound_service_account_namespace_selector: selector });
     });
@@ -104,7 +132,16 @@ describe("config and role validation", () => {
 
     it("reads a role back with its bindings, policies, TTLs and the default alias source", async () => {
       const role = ctx.name("full");
-      roleWritten(await ctx.vault.write(`auth/${mount}/role/${role}`, { ...ok(), token_policies: ["a", "b"], token_ttl: "20m", token_max_ttl: "1h", audience: "vault" }), true);
+      roleWritten(
+        await ctx.vault.write(`auth/${mount}/role/${role}`, {
+          ...ok(),
+          token_policies: ["a", "b"],
+          token_ttl: "20m",
+          token_max_ttl: "1h",
+          audience: "vault",
+        }),
+        true,
+      );
       const res = await ctx.vault.read(`auth/${mount}/role/${role}`);
       expect(res.status).toBe(200);
       expect(res.body.data).toMatchObject({

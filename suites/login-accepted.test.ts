@@ -21,15 +21,36 @@ describe("login accepted", () => {
     policy = await ctx.policy("read-app", `path "secret/data/app/*" { capabilities = ["read"] }`);
     const base = { token_policies: [policy], token_ttl: "30m", token_max_ttl: "2h" };
     await writeRole(ctx.vault, mount, "app", { ...base, bound_service_account_names: ["app"], bound_service_account_namespaces: [ns] });
-    await writeRole(ctx.vault, mount, "name-glob", { ...base, bound_service_account_names: ["svc-*"], bound_service_account_namespaces: [ns] });
-    await writeRole(ctx.vault, mount, "ns-glob", { ...base, bound_service_account_names: ["app"], bound_service_account_namespaces: [`team-${ctx.tag}-*`] });
+    await writeRole(ctx.vault, mount, "name-glob", {
+      ...base,
+      bound_service_account_names: ["svc-*"],
+      bound_service_account_namespaces: [ns],
+    });
+    await writeRole(ctx.vault, mount, "ns-glob", {
+      ...base,
+      bound_service_account_names: ["app"],
+      bound_service_account_namespaces: [`team-${ctx.tag}-*`],
+    });
     await writeRole(ctx.vault, mount, "any-name", { ...base, bound_service_account_names: ["*"], bound_service_account_namespaces: [ns] });
-    await writeRole(ctx.vault, mount, "by-name", { ...base, bound_service_account_names: ["named"], bound_service_account_namespaces: [ns], alias_name_source: "serviceaccount_name" });
-    await writeRole(ctx.vault, mount, "aud", { ...base, bound_service_account_names: ["app"], bound_service_account_namespaces: [ns], audience: "vault" });
+    await writeRole(ctx.vault, mount, "by-name", {
+      ...base,
+      bound_service_account_names: ["named"],
+      bound_service_account_namespaces: [ns],
+      alias_name_source: "serviceaccount_name",
+    });
+    await writeRole(ctx.vault, mount, "aud", {
+      ...base,
+      bound_service_account_names: ["app"],
+      bound_service_account_namespaces: [ns],
+      audience: "vault",
+    });
   });
   afterAll(() => ctx?.cleanup());
 
-  function expectAccepted(res: VaultResponse<LoginData>, sa: { namespace: string; name: string; uid: string; secret?: string; role: string }) {
+  function expectAccepted(
+    res: VaultResponse<LoginData>,
+    sa: { namespace: string; name: string; uid: string; secret?: string; role: string },
+  ) {
     expect(res.status, describeResponse(res)).toBe(200);
     const auth = res.body.auth!;
     expect(auth.metadata).toEqual({
@@ -50,7 +71,12 @@ describe("login accepted", () => {
 
   it("accepts a TokenRequest (bound) token of the bound service account: metadata, policies incl. default, renewable, TTL of the role", async () => {
     const uid = await ctx.kube.serviceAccountUid(ns, "app");
-    expectAccepted(await login(ctx.vault, mount, "app", await ctx.kube.requestToken(ns, "app")), { namespace: ns, name: "app", uid, role: "app" });
+    expectAccepted(await login(ctx.vault, mount, "app", await ctx.kube.requestToken(ns, "app")), {
+      namespace: ns,
+      name: "app",
+      uid,
+      role: "app",
+    });
   });
 
   it("accepts a legacy Secret token and reports the Secret's name in service_account_secret_name", async () => {
@@ -61,17 +87,32 @@ describe("login accepted", () => {
 
   it.each(["svc-a", "svc-b"])("accepts %s through a service-account name glob (svc-*)", async (sa) => {
     const uid = await ctx.kube.serviceAccountUid(ns, sa);
-    expectAccepted(await login(ctx.vault, mount, "name-glob", await ctx.kube.requestToken(ns, sa)), { namespace: ns, name: sa, uid, role: "name-glob" });
+    expectAccepted(await login(ctx.vault, mount, "name-glob", await ctx.kube.requestToken(ns, sa)), {
+      namespace: ns,
+      name: sa,
+      uid,
+      role: "name-glob",
+    });
   });
 
   it("accepts a namespace matched by a namespace glob (team-<tag>-*)", async () => {
     const uid = await ctx.kube.serviceAccountUid(globNs, "app");
-    expectAccepted(await login(ctx.vault, mount, "ns-glob", await ctx.kube.requestToken(globNs, "app")), { namespace: globNs, name: "app", uid, role: "ns-glob" });
+    expectAccepted(await login(ctx.vault, mount, "ns-glob", await ctx.kube.requestToken(globNs, "app")), {
+      namespace: globNs,
+      name: "app",
+      uid,
+      role: "ns-glob",
+    });
   });
 
   it("accepts any service account of the bound namespace with bound_service_account_names=*", async () => {
     const uid = await ctx.kube.serviceAccountUid(ns, "named");
-    expectAccepted(await login(ctx.vault, mount, "any-name", await ctx.kube.requestToken(ns, "named")), { namespace: ns, name: "named", uid, role: "any-name" });
+    expectAccepted(await login(ctx.vault, mount, "any-name", await ctx.kube.requestToken(ns, "named")), {
+      namespace: ns,
+      name: "named",
+      uid,
+      role: "any-name",
+    });
   });
 
   it("accepts a token whose audience matches the role's audience", async () => {

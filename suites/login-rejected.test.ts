@@ -33,15 +33,63 @@ describe("login rejected", () => {
   afterAll(() => ctx?.cleanup());
 
   const table: { name: string; role: string | undefined; jwt: () => Promise<string | undefined>; status: number; error: () => string }[] = [
-    { name: "a service account whose name the role does not bind", role: "app", jwt: () => ctx.kube.requestToken(ns, "intruder"), status: 403, error: () => "service account name not authorized" },
-    { name: "a bound name in a namespace the role does not bind", role: "app", jwt: () => ctx.kube.requestToken(otherNs, "app"), status: 403, error: () => "namespace not authorized" },
-    { name: "neither name nor namespace bound (the name is checked first)", role: "app", jwt: () => ctx.kube.requestToken(otherNs, "intruder"), status: 403, error: () => "service account name not authorized" },
-    { name: "an unknown role", role: "no-such-role", jwt: () => ctx.kube.requestToken(ns, "app"), status: 400, error: () => `invalid role name "no-such-role"` },
-    { name: "a request without role", role: undefined, jwt: () => ctx.kube.requestToken(ns, "app"), status: 400, error: () => "missing role" },
+    {
+      name: "a service account whose name the role does not bind",
+      role: "app",
+      jwt: () => ctx.kube.requestToken(ns, "intruder"),
+      status: 403,
+      error: () => "service account name not authorized",
+    },
+    {
+      name: "a bound name in a namespace the role does not bind",
+      role: "app",
+      jwt: () => ctx.kube.requestToken(otherNs, "app"),
+      status: 403,
+      error: () => "namespace not authorized",
+    },
+    {
+      name: "neither name nor namespace bound (the name is checked first)",
+      role: "app",
+      jwt: () => ctx.kube.requestToken(otherNs, "intruder"),
+      status: 403,
+      error: () => "service account name not authorized",
+    },
+    {
+      name: "an unknown role",
+      role: "no-such-role",
+      jwt: () => ctx.kube.requestToken(ns, "app"),
+      status: 400,
+      error: () => `invalid role name "no-such-role"`,
+    },
+    {
+      name: "a request without role",
+      role: undefined,
+      jwt: () => ctx.kube.requestToken(ns, "app"),
+      status: 400,
+      error: () => "missing role",
+    },
     { name: "a request without jwt", role: "app", jwt: async () => undefined, status: 400, error: () => "missing jwt" },
-    { name: "a JWT that does not parse", role: "app", jwt: async () => "not.a-jwt", status: 403, error: () => expectationsFor(ctx.info.flavor, ctx.info.vault.version).malformedJwt.error },
-    { name: "a token whose audience is not the role's audience", role: "aud", jwt: () => ctx.kube.requestToken(ns, "app"), status: 403, error: () => "invalid audience (aud) claim" },
-    { name: "a caller outside the role's token_bound_cidrs", role: "cidr", jwt: () => ctx.kube.requestToken(ns, "app"), status: 403, error: () => expectationsFor(ctx.info.flavor, ctx.info.vault.version).cidrRejected.error },
+    {
+      name: "a JWT that does not parse",
+      role: "app",
+      jwt: async () => "not.a-jwt",
+      status: 403,
+      error: () => expectationsFor(ctx.info.flavor, ctx.info.vault.version).malformedJwt.error,
+    },
+    {
+      name: "a token whose audience is not the role's audience",
+      role: "aud",
+      jwt: () => ctx.kube.requestToken(ns, "app"),
+      status: 403,
+      error: () => "invalid audience (aud) claim",
+    },
+    {
+      name: "a caller outside the role's token_bound_cidrs",
+      role: "cidr",
+      jwt: () => ctx.kube.requestToken(ns, "app"),
+      status: 403,
+      error: () => expectationsFor(ctx.info.flavor, ctx.info.vault.version).cidrRejected.error,
+    },
   ];
 
   it.each(table)("rejects $name ($status)", async (c) => {
@@ -67,7 +115,10 @@ describe("login rejected", () => {
 
   it("rejects the token of a deleted service account (403 permission denied)", async () => {
     await ctx.kube.createServiceAccount(ns, "short-lived");
-    await writeRole(ctx.vault, mount, "short-lived", { bound_service_account_names: ["short-lived"], bound_service_account_namespaces: [ns] });
+    await writeRole(ctx.vault, mount, "short-lived", {
+      bound_service_account_names: ["short-lived"],
+      bound_service_account_namespaces: [ns],
+    });
     const jwt = await ctx.kube.requestToken(ns, "short-lived");
     await ctx.kube.deleteServiceAccount(ns, "short-lived");
     expectRejected(await login(ctx.vault, mount, "short-lived", jwt), 403, "permission denied");
@@ -103,13 +154,16 @@ describe("login rejected", () => {
     expectRejected(res, 403, "permission denied");
   });
 
-  it.runIf(inject("slow"))("rejects a real TokenRequest token once it has expired (slow: 11 min; VKC_SLOW=1)", { timeout: 15 * 60_000 }, async () => {
-    const jwt = await ctx.kube.requestToken(ns, "app", { expirationSeconds: 600 });
-    expect((await login(ctx.vault, mount, "app", jwt)).status).toBe(200);
-    const exp = Number(decodeJwt(jwt).exp) * 1000;
-    // Vault allows 60 s of leeway past exp.
-    await new Promise((r) => setTimeout(r, Math.max(0, exp + 65_000 - Date.now())));
-    expectRejected(await login(ctx.vault, mount, "app", jwt), 403, "token is expired");
-  });
+  it.runIf(inject("slow"))(
+    "rejects a real TokenRequest token once it has expired (slow: 11 min; VKC_SLOW=1)",
+    { timeout: 15 * 60_000 },
+    async () => {
+      const jwt = await ctx.kube.requestToken(ns, "app", { expirationSeconds: 600 });
+      expect((await login(ctx.vault, mount, "app", jwt)).status).toBe(200);
+      const exp = Number(decodeJwt(jwt).exp) * 1000;
+      // Vault allows 60 s of leeway past exp.
+      await new Promise((r) => setTimeout(r, Math.max(0, exp + 65_000 - Date.now())));
+      expectRejected(await login(ctx.vault, mount, "app", jwt), 403, "token is expired");
+    },
+  );
 });
-

@@ -19,7 +19,11 @@ describe("policy enforcement for a kubernetes-auth token", () => {
     kv1 = ctx.name("secret");
     myApp = ctx.name("my-app");
     kv2 = ctx.name("kv2");
-    for (const [path, v] of [[kv1, 1], [myApp, 1], [kv2, 2]] as const) {
+    for (const [path, v] of [
+      [kv1, 1],
+      [myApp, 1],
+      [kv2, 2],
+    ] as const) {
       await enableKv(ctx.vault, path, v);
       ctx.teardown.defer(`unmount ${path}`, () => ctx.vault.must("DELETE", `sys/mounts/${path}`));
     }
@@ -34,8 +38,16 @@ describe("policy enforcement for a kubernetes-auth token", () => {
     const ns = await ctx.namespace("app");
     await ctx.kube.createServiceAccount(ns, "default-sa");
     await ctx.kube.createServiceAccount(ns, "my-app");
-    await writeRole(ctx.vault, mount, "demo-role", { bound_service_account_names: ["default-sa"], bound_service_account_namespaces: [ns], token_policies: [demoPolicy] });
-    await writeRole(ctx.vault, mount, "my-app", { bound_service_account_names: ["my-app"], bound_service_account_namespaces: [ns], token_policies: [appPolicy, kv2Policy] });
+    await writeRole(ctx.vault, mount, "demo-role", {
+      bound_service_account_names: ["default-sa"],
+      bound_service_account_namespaces: [ns],
+      token_policies: [demoPolicy],
+    });
+    await writeRole(ctx.vault, mount, "my-app", {
+      bound_service_account_names: ["my-app"],
+      bound_service_account_namespaces: [ns],
+      token_policies: [appPolicy, kv2Policy],
+    });
     const tokenOf = async (role: string, sa: string) => {
       const res = await login(ctx.vault, mount, role, await ctx.kube.requestToken(ns, sa));
       expect(res.status, describeResponse(res)).toBe(200);
@@ -98,10 +110,16 @@ describe("policy enforcement for a kubernetes-auth token", () => {
   it.each([
     ["read sys/mounts", (c: VaultClient) => c.read("sys/mounts")],
     ["list ACL policies", (c: VaultClient) => c.list("sys/policies/acl")],
-    ["write a policy", (c: VaultClient) => c.request("PUT", "sys/policies/acl/escalate", { policy: 'path "*" { capabilities = ["sudo"] }' })],
+    [
+      "write a policy",
+      (c: VaultClient) => c.request("PUT", "sys/policies/acl/escalate", { policy: 'path "*" { capabilities = ["sudo"] }' }),
+    ],
     ["enable an auth method", (c: VaultClient) => c.write("sys/auth/escalate", { type: "userpass" })],
     ["create a child token", (c: VaultClient) => c.write("auth/token/create", {})],
-    ["rewrite the kubernetes auth config", (c: VaultClient) => c.write(`auth/${ctx.name("x")}/config`, { kubernetes_host: "https://evil" })],
+    [
+      "rewrite the kubernetes auth config",
+      (c: VaultClient) => c.write(`auth/${ctx.name("x")}/config`, { kubernetes_host: "https://evil" }),
+    ],
   ])("a workload token may not %s (403)", async (_what, call) => {
     denied(await call(app));
   });

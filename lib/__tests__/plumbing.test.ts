@@ -14,10 +14,20 @@ import { waitFor } from "../wait.ts";
 describe("config", () => {
   it("defaults to the local target, the vault flavor and kind's issuer", () => {
     const c = loadConfig({ HOME: "/home/u" }, "/work");
-    expect(c).toMatchObject({ target: "local", flavor: "vault", issuer: DEFAULT_ISSUER, reportsDir: "/work/reports", cacheDir: "/home/u/.cache/vault-k8s-conformance", offline: false });
+    expect(c).toMatchObject({
+      target: "local",
+      flavor: "vault",
+      issuer: DEFAULT_ISSUER,
+      reportsDir: "/work/reports",
+      cacheDir: "/home/u/.cache/vault-k8s-conformance",
+      offline: false,
+    });
   });
   it("reads envtest's variables and resolves relative paths against the working directory", () => {
-    const c = loadConfig({ HOME: "/h", KUBEBUILDER_ASSETS: "assets", TEST_ASSET_ETCD: "/bin/etcd", VAULT_BIN: "v/vault", VKC_OFFLINE: "1" }, "/w");
+    const c = loadConfig(
+      { HOME: "/h", KUBEBUILDER_ASSETS: "assets", TEST_ASSET_ETCD: "/bin/etcd", VAULT_BIN: "v/vault", VKC_OFFLINE: "1" },
+      "/w",
+    );
     expect(c.overrides).toEqual({ assetsDir: "/w/assets", etcd: "/bin/etcd", vault: "/w/v/vault" });
     expect(c.offline).toBe(true);
   });
@@ -77,13 +87,22 @@ describe("errors and waits", () => {
     expect(describeError(e)).toBe("configure kubernetes auth: HTTP 400: no host provided");
   });
   it("a wait that times out says what it waited for, how long, the last error and the evidence", async () => {
-    const err = await waitFor(async () => { throw new Error("connection refused"); }, { what: "thing is ready", timeoutMs: 120, intervalMs: 20, evidence: () => "log tail" }).catch((e) => e);
+    const err = await waitFor(
+      async () => {
+        throw new Error("connection refused");
+      },
+      { what: "thing is ready", timeoutMs: 120, intervalMs: 20, evidence: () => "log tail" },
+    ).catch((e) => e);
     expect(err).toBeInstanceOf(HarnessError);
     expect(err.message).toBe("thing is ready: not ready after 120ms (last error: connection refused)");
     expect(err.details).toBe("log tail");
   });
   it("a wait stops early when its failFast says the process died", async () => {
-    const err = await waitFor(async () => false, { what: "x", timeoutMs: 10_000, failFast: () => new HarnessError("etcd exited with code 1") }).catch((e) => e);
+    const err = await waitFor(async () => false, {
+      what: "x",
+      timeoutMs: 10_000,
+      failFast: () => new HarnessError("etcd exited with code 1"),
+    }).catch((e) => e);
     expect(err.message).toBe("etcd exited with code 1");
   });
 });
@@ -107,11 +126,19 @@ describe("PKI", () => {
 describe("setup data", () => {
   it("moves a guide's policy paths onto this run's mounts and leaves other paths alone", () => {
     const hcl = 'path "secret/demo/*" { capabilities = ["read"] }\npath "my-app/*" {}\npath "sys/mounts" {}';
-    expect(rebasePolicy(hcl, { secret: "kv-1", "my-app": "app-2" })).toBe('path "kv-1/demo/*" { capabilities = ["read"] }\npath "app-2/*" {}\npath "sys/mounts" {}');
+    expect(rebasePolicy(hcl, { secret: "kv-1", "my-app": "app-2" })).toBe(
+      'path "kv-1/demo/*" { capabilities = ["read"] }\npath "app-2/*" {}\npath "sys/mounts" {}',
+    );
   });
   it("writes a config for Vault outside the cluster: host, CA, reviewer JWT, no local CA/JWT fallback", () => {
     const info = { kube: { hostForVault: "https://127.0.0.1:6443", caCertForVault: "PEM" } } as never;
-    expect(authConfigFor(info, "jwt", { issuer: "x" })).toEqual({ kubernetes_host: "https://127.0.0.1:6443", kubernetes_ca_cert: "PEM", token_reviewer_jwt: "jwt", disable_local_ca_jwt: true, issuer: "x" });
+    expect(authConfigFor(info, "jwt", { issuer: "x" })).toEqual({
+      kubernetes_host: "https://127.0.0.1:6443",
+      kubernetes_ca_cert: "PEM",
+      token_reviewer_jwt: "jwt",
+      disable_local_ca_jwt: true,
+      issuer: "x",
+    });
     expect(authConfigFor(info, undefined)).not.toHaveProperty("token_reviewer_jwt");
   });
   it("builds a kubeconfig with one cluster, user and context", () => {
@@ -124,11 +151,49 @@ describe("setup data", () => {
 
 describe("summary", () => {
   it("says FAIL and lists failed cases; PASS only when cases ran and none failed", () => {
-    const base = { startedAt: "", durationMs: 1000, unhandledErrors: [], target: "local", flavor: "vault", versions: { vault: "1.21.1" }, runId: "r" };
-    const failed = summaryMarkdown({ ...base, totals: { passed: 1, failed: 1, skipped: 0 }, cases: [{ id: "a.ts::x", project: "conformance", suite: "s", name: "x", status: "failed", durationMs: 1, error: "boom | bang" }] });
+    const base = {
+      startedAt: "",
+      durationMs: 1000,
+      unhandledErrors: [],
+      target: "local",
+      flavor: "vault",
+      versions: { vault: "1.21.1" },
+      runId: "r",
+    };
+    const failed = summaryMarkdown({
+      ...base,
+      totals: { passed: 1, failed: 1, skipped: 0 },
+      cases: [{ id: "a.ts::x", project: "conformance", suite: "s", name: "x", status: "failed", durationMs: 1, error: "boom | bang" }],
+    });
     expect(failed).toContain("FAIL");
     expect(failed).toContain("| a.ts::x | boom \\| bang |");
     expect(summaryMarkdown({ ...base, totals: { passed: 0, failed: 0, skipped: 0 }, cases: [] })).toContain("FAIL");
     expect(summaryMarkdown({ ...base, totals: { passed: 2, failed: 0, skipped: 0 }, cases: [] })).toContain("PASS");
+  });
+});
+
+describe("user-defined cases", () => {
+  it("loads the shipped guide cases and validates references", async () => {
+    const { loadCases, mapPath, substitute } = await import("../target/cases.ts");
+    const { PACKAGE_ROOT } = await import("../config.ts");
+    const { join } = await import("node:path");
+    const cases = loadCases(join(PACKAGE_ROOT, "fixtures"));
+    expect(cases.map((c) => c.name)).toEqual(["CoreOS Tectonic guide (vault CLI)", "Vultr VKE guide (per-service role)"]);
+    expect(mapPath("secret/demo/foo", { secret: "secret-ab12" })).toBe("secret-ab12/demo/foo");
+    expect(mapPath("sys/mounts", { secret: "x" })).toBe("sys/mounts");
+    expect(substitute({ ns: ["${namespace}"] }, { namespace: "n1" })).toEqual({ ns: ["n1"] });
+  });
+  it("a case file with a broken reference or bad YAML is a UsageError naming the file", async () => {
+    const { loadCases } = await import("../target/cases.ts");
+    const { mkdtemp, mkdir, writeFile } = await import("node:fs/promises");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = await mkdtemp(join(tmpdir(), "vkc-cases-"));
+    await mkdir(join(dir, "cases"));
+    await writeFile(join(dir, "cases", "a.yaml"), "name: x\nroles: {}\nlogins:\n  - { role: nope, serviceAccount: a, expect: { status: 200 } }\n");
+    expect(() => loadCases(dir)).toThrowError(UsageError);
+    expect(() => loadCases(dir)).toThrowError(/a\.yaml: login uses unknown role "nope"/);
+    await writeFile(join(dir, "cases", "a.yaml"), "name: [unclosed\n");
+    expect(() => loadCases(dir)).toThrowError(/invalid YAML in .*a\.yaml/);
   });
 });

@@ -7,10 +7,14 @@ import { gunzipSync, inflateRawSync } from "node:zlib";
 export function extractFromTarGz(archive: Buffer, member: string): Buffer {
   const tar = gunzipSync(archive);
   let longName: string | undefined;
-  for (let off = 0; off + 512 <= tar.length; ) {
+  for (let off = 0; off + 512 <= tar.length;) {
     const header = tar.subarray(off, off + 512);
     if (header.every((b) => b === 0)) break;
-    const field = (start: number, len: number) => header.subarray(start, start + len).toString("utf8").replace(/\0.*$/s, "");
+    const field = (start: number, len: number) =>
+      header
+        .subarray(start, start + len)
+        .toString("utf8")
+        .replace(/\0.*$/s, "");
     const size = parseInt(field(124, 12).trim() || "0", 8);
     const type = String.fromCharCode(header[156] ?? 48);
     const prefix = field(345, 155);

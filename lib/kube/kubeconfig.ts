@@ -1,5 +1,12 @@
 /** A kubeconfig (JSON is valid YAML) with one cluster, one user and one context. */
-export function adminKubeconfig(o: { name: string; server: string; caCert: string; clientCert?: string; clientKey?: string; token?: string }): string {
+export function adminKubeconfig(o: {
+  name: string;
+  server: string;
+  caCert: string;
+  clientCert?: string;
+  clientKey?: string;
+  token?: string;
+}): string {
   const b64 = (s: string) => Buffer.from(s).toString("base64");
   const user: Record<string, string> = {};
   if (o.clientCert && o.clientKey) {

@@ -124,77 +124,85 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
     vaultPromise.catch(() => undefined);
 
     // etcd
-    const etcdPort = await freePort();
-    const peerPort = await freePort();
-    const etcdUrl = `http://127.0.0.1:${etcdPort}`;
-    const etcd = await startProcess({
-      name: "etcd",
-      command: opts.binaries.etcd,
-      args: [
-        "--name=vkc",
-        `--data-dir=${join(work, "etcd")}`,
-        `--listen-client-urls=${etcdUrl}`,
-        `--advertise-client-urls=${etcdUrl}`,
-        `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-        `--initial-cluster=vkc=http://127.0.0.1:${peerPort}`,
-        "--unsafe-no-fsync", // throwaway data: durability buys nothing, fsync costs seconds
-        "--log-level=warn",
-      ],
-      env: baseEnv(work),
-      logFile: join(logDir, "etcd.log"),
+    const { etcdUrl, etcdVersion } = await retryOnPortClash("etcd", async () => {
+      const etcdPort = await freePort();
+      const peerPort = await freePort();
+      const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+      const etcd = await startProcess({
+        name: "etcd",
+        command: opts.binaries.etcd,
+        args: [
+          "--name=vkc",
+          `--data-dir=${join(work, "etcd")}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+          `--initial-cluster=vkc=http://127.0.0.1:${peerPort}`,
+          "--unsafe-no-fsync", // throwaway data: durability buys nothing, fsync costs seconds
+          "--log-level=warn",
+        ],
+        env: baseEnv(work),
+        logFile: join(logDir, "etcd.log"),
+      });
+      const etcdVersion = await waitFor(
+        async () => {
+          const res = await httpJson<{ health?: string }>({ url: `${etcdUrl}/health`, timeoutMs: 2000 });
+          if (res.status !== 200 || res.body?.health !== "true") return undefined;
+          const v = await httpJson<{ etcdserver?: string }>({ url: `${etcdUrl}/version`, timeoutMs: 2000 });
+          return v.body?.etcdserver ?? "unknown";
+        },
+        {
+          what: "etcd /health reports healthy",
+          timeoutMs: timeout,
+          failFast: () => (etcd.running ? undefined : etcd.exitedError("start")),
+          evidence: () => etcd.tail(),
+        },
+      );
+      return { etcdUrl, etcdVersion };
     });
-    const etcdVersion = await waitFor(
-      async () => {
-        const res = await httpJson<{ health?: string }>({ url: `${etcdUrl}/health`, timeoutMs: 2000 });
-        if (res.status !== 200 || res.body?.health !== "true") return undefined;
-        const v = await httpJson<{ etcdserver?: string }>({ url: `${etcdUrl}/version`, timeoutMs: 2000 });
-        return v.body?.etcdserver ?? "unknown";
-      },
-      { what: "etcd /health reports healthy", timeoutMs: timeout, failFast: () => (etcd.running ? undefined : etcd.exitedError("start")), evidence: () => etcd.tail() },
-    );
 
     // kube-apiserver
-    const apiPort = await freePort();
-    const server = `https://127.0.0.1:${apiPort}`;
-    const apiserver = await startProcess({
-      name: "kube-apiserver",
-      command: opts.binaries.kubeApiserver,
-      args: [
-        "--advertise-address=127.0.0.1",
-        "--bind-address=127.0.0.1",
-        `--secure-port=${apiPort}`,
-        `--etcd-servers=${etcdUrl}`,
-        `--cert-dir=${join(work, "apiserver")}`,
-        `--tls-cert-file=${files.servingCert}`,
-        `--tls-private-key-file=${files.servingKey}`,
-        `--client-ca-file=${files.caCert}`,
-        "--authorization-mode=RBAC",
-        "--service-cluster-ip-range=10.0.0.0/24",
-        "--allow-privileged=true",
-        ...issuers.map((i) => `--service-account-issuer=${i}`),
-        `--service-account-key-file=${files.saPublicKey}`,
-        `--service-account-signing-key-file=${files.saSigningKey}`,
-        ...(opts.apiAudiences?.length ? [`--api-audiences=${opts.apiAudiences.join(",")}`] : []),
-        "--endpoint-reconciler-type=none", // no node/endpoints on a process-only control plane
-        "--enable-priority-and-fairness=false",
-        "--profiling=false",
-        ...(opts.apiserverArgs ?? []),
-      ],
-      env: baseEnv(work),
-      logFile: join(logDir, "kube-apiserver.log"),
-    });
     const tls = { ca: pki.caCert, cert: pki.adminCert, key: pki.adminKey };
-    await waitFor(
-      async () => (await httpJson({ url: `${server}/readyz`, ...tls, timeoutMs: 3000 })).status === 200,
-      {
+    const server = await retryOnPortClash("kube-apiserver", async () => {
+      const apiPort = await freePort();
+      const server = `https://127.0.0.1:${apiPort}`;
+      const apiserver = await startProcess({
+        name: "kube-apiserver",
+        command: opts.binaries.kubeApiserver,
+        args: [
+          "--advertise-address=127.0.0.1",
+          "--bind-address=127.0.0.1",
+          `--secure-port=${apiPort}`,
+          `--etcd-servers=${etcdUrl}`,
+          `--cert-dir=${join(work, "apiserver")}`,
+          `--tls-cert-file=${files.servingCert}`,
+          `--tls-private-key-file=${files.servingKey}`,
+          `--client-ca-file=${files.caCert}`,
+          "--authorization-mode=RBAC",
+          "--service-cluster-ip-range=10.0.0.0/24",
+          "--allow-privileged=true",
+          ...issuers.map((i) => `--service-account-issuer=${i}`),
+          `--service-account-key-file=${files.saPublicKey}`,
+          `--service-account-signing-key-file=${files.saSigningKey}`,
+          ...(opts.apiAudiences?.length ? [`--api-audiences=${opts.apiAudiences.join(",")}`] : []),
+          "--endpoint-reconciler-type=none", // no node/endpoints on a process-only control plane
+          "--enable-priority-and-fairness=false",
+          "--profiling=false",
+          ...(opts.apiserverArgs ?? []),
+        ],
+        env: baseEnv(work),
+        logFile: join(logDir, "kube-apiserver.log"),
+      });
+      await waitFor(async () => (await httpJson({ url: `${server}/readyz`, ...tls, timeoutMs: 3000 })).status === 200, {
         what: "kube-apiserver /readyz returns 200",
         timeoutMs: timeout,
         intervalMs: 200,
         failFast: () => (apiserver.running ? undefined : apiserver.exitedError("start")),
         evidence: () => apiserver.tail(),
-      },
-    );
+      });
+      return server;
+    });
     const version = await httpJson<{ gitVersion?: string }>({ url: `${server}/version`, ...tls });
     const kubeVersion = version.body?.gitVersion ?? "unknown";
 
@@ -253,7 +261,10 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
       pids: Object.fromEntries(Object.values(processes).map((p) => [p.name, p.pid])),
     };
     const ms = Date.now() - started;
-    log.info("local", `${runId}: ready in ${formatDuration(ms)}: kubernetes ${kubeVersion}, etcd ${etcdVersion}, ${flavor} ${vault.version}`);
+    log.info(
+      "local",
+      `${runId}: ready in ${formatDuration(ms)}: kubernetes ${kubeVersion}, etcd ${etcdVersion}, ${flavor} ${vault.version}`,
+    );
     return new StartedLocalTarget(info, processes, t, ms);
   } catch (err) {
     await t.run();
@@ -287,31 +298,49 @@ async function startVault(o: {
   startProcess: (s: ProcessSpec) => Promise<StartedProcess>;
 }): Promise<{ address: string; version: string }> {
   const name = o.flavor === "openbao" ? "openbao" : "vault";
-  const port = await freePort();
-  const address = `http://127.0.0.1:${port}`;
-  const p = await o.startProcess({
-    name,
-    command: o.bin,
-    args: ["server", "-dev", `-dev-root-token-id=${o.token}`, `-dev-listen-address=127.0.0.1:${port}`, "-dev-no-store-token"],
-    env: { ...baseEnv(o.work), VAULT_DISABLE_MLOCK: "true", BAO_DISABLE_MLOCK: "true" },
-    logFile: join(o.logDir, `${name}.log`),
+  return retryOnPortClash(name, async () => {
+    const port = await freePort();
+    const address = `http://127.0.0.1:${port}`;
+    const p = await o.startProcess({
+      name,
+      command: o.bin,
+      args: ["server", "-dev", `-dev-root-token-id=${o.token}`, `-dev-listen-address=127.0.0.1:${port}`, "-dev-no-store-token"],
+      env: { ...baseEnv(o.work), VAULT_DISABLE_MLOCK: "true", BAO_DISABLE_MLOCK: "true" },
+      logFile: join(o.logDir, `${name}.log`),
+    });
+    const version = await waitFor(
+      async () => {
+        const res = await httpJson<{ initialized?: boolean; sealed?: boolean; version?: string }>({
+          url: `${address}/v1/sys/health`,
+          timeoutMs: 2000,
+        });
+        return res.status === 200 && res.body?.initialized && !res.body.sealed ? (res.body.version ?? "unknown") : undefined;
+      },
+      {
+        what: `${name} dev server /v1/sys/health reports unsealed`,
+        timeoutMs: o.timeout,
+        failFast: () => (p.running ? undefined : p.exitedError("start")),
+        evidence: () => p.tail(),
+      },
+    );
+    return { address, version };
   });
-  const version = await waitFor(
-    async () => {
-      const res = await httpJson<{ initialized?: boolean; sealed?: boolean; version?: string }>({
-        url: `${address}/v1/sys/health`,
-        timeoutMs: 2000,
-      });
-      return res.status === 200 && res.body?.initialized && !res.body.sealed ? (res.body.version ?? "unknown") : undefined;
-    },
-    {
-      what: `${name} dev server /v1/sys/health reports unsealed`,
-      timeoutMs: o.timeout,
-      failFast: () => (p.running ? undefined : p.exitedError("start")),
-      evidence: () => p.tail(),
-    },
-  );
-  return { address, version };
+}
+
+/**
+ * A port picked free can be taken before the component binds it (another run starting at the
+ * same moment). Such a start is retried with new ports instead of failing the run.
+ */
+async function retryOnPortClash<T>(name: string, start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await start();
+    } catch (err) {
+      const text = `${(err as Error).message}\n${(err as HarnessError).details ?? ""}`;
+      if (i >= attempts || !/address already in use/i.test(text)) throw err;
+      log.warn("local", `${name}: its port was taken before it could bind; retrying with another (${i}/${attempts - 1})`);
+    }
+  }
 }
 
 export { HarnessError };

@@ -13,6 +13,10 @@ export interface CaseResult {
   status: "passed" | "failed" | "skipped";
   durationMs: number;
   error?: string;
+  /** Where it ran (conformance cases only). */
+  target?: string;
+  flavor?: string;
+  versions?: Record<string, string>;
 }
 
 export interface RunResults {
@@ -67,12 +71,23 @@ export class ResultsReporter implements Reporter {
           name: t.name,
           status,
           durationMs: Math.round(t.diagnostic()?.duration ?? 0),
+          ...(t.project.name === "conformance" && target
+            ? { target: target.target, flavor: target.flavor, versions: target.versions }
+            : {}),
           ...(r.state === "failed" && r.errors?.length ? { error: redact(r.errors.map((e) => e.message).join("\n")) } : {}),
         });
       }
       if (moduleErrors.length && !cases.some((c) => c.id.startsWith(file))) {
         // A file that failed before any test ran (e.g. beforeAll): count it as one failure.
-        cases.push({ id: `${file}::(file)`, project: mod.project.name, suite: file, name: "(setup)", status: "failed", durationMs: 0, error: redact(moduleErrors.join("\n")) });
+        cases.push({
+          id: `${file}::(file)`,
+          project: mod.project.name,
+          suite: file,
+          name: "(setup)",
+          status: "failed",
+          durationMs: 0,
+          error: redact(moduleErrors.join("\n")),
+        });
       }
     }
     const totals = { passed: 0, failed: 0, skipped: 0 };

@@ -53,8 +53,16 @@ export async function writeDiagnostics(testName: string, error: string, clients:
   const info: TargetInfo = clients.info;
   const logins = [];
   for (const r of records) {
-    const config = await clients.vault.read(`auth/${r.mount}/config`).then((x) => x.body?.data ?? x.body?.errors, (e) => errorMessage(e));
-    const role = r.role ? await clients.vault.read(`auth/${r.mount}/role/${r.role}`).then((x) => x.body?.data ?? x.body?.errors, (e) => errorMessage(e)) : null;
+    const config = await clients.vault.read(`auth/${r.mount}/config`).then(
+      (x) => x.body?.data ?? x.body?.errors,
+      (e) => errorMessage(e),
+    );
+    const role = r.role
+      ? await clients.vault.read(`auth/${r.mount}/role/${r.role}`).then(
+          (x) => x.body?.data ?? x.body?.errors,
+          (e) => errorMessage(e),
+        )
+      : null;
     let tokenReview: unknown = null;
     if (r.jwt) {
       try {
@@ -64,11 +72,25 @@ export async function writeDiagnostics(testName: string, error: string, clients:
         tokenReview = { error: errorMessage(err) };
       }
     }
-    logins.push({ mount: r.mount, role: r.role, jwt: decoded(r.jwt), vault: { status: r.status, errors: r.errors }, configNow: config, roleNow: role, tokenReviewNow: tokenReview });
+    logins.push({
+      mount: r.mount,
+      role: r.role,
+      jwt: decoded(r.jwt),
+      vault: { status: r.status, errors: r.errors },
+      configNow: config,
+      roleNow: role,
+      tokenReviewNow: tokenReview,
+    });
   }
   const logs: Record<string, string[]> = {};
   for (const [name, file] of Object.entries(info.logs)) logs[name] = await tail(file);
-  const bundle = redactValue({ test: testName, error, target: { runId: info.runId, target: info.target, flavor: info.flavor, versions: info.versions, issuers: info.kube.issuers }, logins, logs });
+  const bundle = redactValue({
+    test: testName,
+    error,
+    target: { runId: info.runId, target: info.target, flavor: info.flavor, versions: info.versions, issuers: info.kube.issuers },
+    logins,
+    logs,
+  });
   const dir = join(info.artifactsDir, "diagnostics");
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${testName.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 120)}.json`);

@@ -57,10 +57,9 @@ export async function startTarget(config: Config, extra: Partial<LocalTargetOpti
       return startLocalTarget({ config, binaries, ...extra });
     }
     case "kind":
-      throw new HarnessError(
-        "the kind target is not available yet in this version (it needs Docker and kind); use --target local",
-        { exitCode: 2 },
-      );
+      throw new HarnessError("the kind target is not available yet in this version (it needs Docker and kind); use --target local", {
+        exitCode: 2,
+      });
     case "existing":
       throw new HarnessError("the existing target is not available yet in this version; use --target local", { exitCode: 2 });
   }

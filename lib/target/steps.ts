@@ -79,7 +79,9 @@ export async function applyReviewer(
     await kube.create<V1ClusterRoleBinding>({
       ...crb,
       metadata: { ...crb.metadata, name: bindingName, labels: { ...(crb.metadata?.labels ?? {}), "vault-k8s-conformance/run": o.suffix } },
-      subjects: (crb.subjects ?? []).map((s) => (s.kind === "ServiceAccount" && s.name === serviceAccount ? { ...s, namespace: o.namespace } : s)),
+      subjects: (crb.subjects ?? []).map((s) =>
+        s.kind === "ServiceAccount" && s.name === serviceAccount ? { ...s, namespace: o.namespace } : s,
+      ),
     });
   }
   return { namespace: o.namespace, serviceAccount, bindingName };
@@ -87,7 +89,11 @@ export async function applyReviewer(
 
 export async function removeReviewerBinding(kube: Kube, reviewer: Reviewer): Promise<void> {
   if (!reviewer.bindingName) return;
-  await kube.deleteObject({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name: reviewer.bindingName } });
+  await kube.deleteObject({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: reviewer.bindingName },
+  });
 }
 
 /** Step 2: the reviewer's JWT, the way a user gets it: a legacy token Secret or a TokenRequest. */
@@ -213,7 +219,12 @@ export interface LoginData {
 }
 
 /** Step 7: what a workload does: POST auth/<mount>/login {role, jwt}. Every status is data. */
-export async function login(vault: VaultClient, mount: string, role: string | undefined, jwt: string | undefined): Promise<VaultResponse<LoginData>> {
+export async function login(
+  vault: VaultClient,
+  mount: string,
+  role: string | undefined,
+  jwt: string | undefined,
+): Promise<VaultResponse<LoginData>> {
   const body: Record<string, string> = {};
   if (role !== undefined) body.role = role;
   if (jwt !== undefined) body.jwt = jwt;

@@ -70,9 +70,7 @@ export class VaultClient {
 
 export function vaultError(method: string, path: string, res: VaultResponse): HarnessError {
   const errors = res.body && typeof res.body === "object" ? (res.body.errors ?? []) : [res.text];
-  return new HarnessError(
-    `Vault ${method} ${path}: HTTP ${res.status}${errors.length ? `: ${redactValue(errors).join("; ")}` : ""}`,
-  );
+  return new HarnessError(`Vault ${method} ${path}: HTTP ${res.status}${errors.length ? `: ${redactValue(errors).join("; ")}` : ""}`);
 }
 
 /**

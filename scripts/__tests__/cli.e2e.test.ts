@@ -18,9 +18,19 @@ describe("command-line errors", () => {
   it.each([
     ["conformance.ts", ["--bogus"], {}, "error: unknown flag --bogus (see --help)"],
     ["conformance.ts", ["--flavor"], {}, "error: --flavor needs a value (vault|openbao)"],
-    ["conformance.ts", ["--flavor", "consul"], {}, "error: flavor (VKC_FLAVOR / --flavor) must be one of vault, openbao (got \"consul\")"],
-    ["conformance.ts", ["--target", "minikube"], {}, "error: target (VKC_TARGET / --target) must be one of local, kind, existing (got \"minikube\")"],
-    ["env-up.ts", [], { VKC_TARGET: "kind" }, "error: the kind target is not available yet in this version (it needs Docker and kind); use --target local"],
+    ["conformance.ts", ["--flavor", "consul"], {}, 'error: flavor (VKC_FLAVOR / --flavor) must be one of vault, openbao (got "consul")'],
+    [
+      "conformance.ts",
+      ["--target", "minikube"],
+      {},
+      'error: target (VKC_TARGET / --target) must be one of local, kind, existing (got "minikube")',
+    ],
+    [
+      "env-up.ts",
+      [],
+      { VKC_TARGET: "kind" },
+      "error: the kind target is not available yet in this version (it needs Docker and kind); use --target local",
+    ],
     ["env-down.ts", ["--file"], {}, "error: --file needs a value (FILE)"],
   ])("%s %j -> exit 2 and one line", (scriptName, args, env, line) => {
     const r = run(scriptName, args, env);

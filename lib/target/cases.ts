@@ -1,0 +1,71 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadYaml } from "@kubernetes/client-node";
+import { UsageError } from "../errors.ts";
+
+/**
+ * User-defined conformance cases (fixtures/cases/*.yaml): the policies, roles and expected
+ * outcomes of *your* setup, run by suites/fixture-cases.test.ts against a real target.
+ */
+export interface Expect {
+  status: number;
+  error?: string;
+  policies?: string[];
+  data?: Record<string, unknown>;
+}
+export interface CaseFile {
+  file: string;
+  name: string;
+  mounts?: Record<string, { type: "kv"; version?: 1 | 2 }>;
+  seed?: { path: string; body: Record<string, unknown> }[];
+  policies?: Record<string, string>;
+  serviceAccounts?: string[];
+  roles?: Record<string, Record<string, unknown>>;
+  logins?: { role: string; serviceAccount: string; audiences?: string[]; expect: Expect }[];
+  requests?: { as: string; method: string; path: string; body?: Record<string, unknown>; expect: Expect }[];
+}
+
+function check(cond: unknown, file: string, what: string): asserts cond {
+  if (!cond) throw new UsageError(`invalid case file ${file}: ${what}`);
+}
+
+export function loadCases(fixturesDir: string): CaseFile[] {
+  const dir = join(fixturesDir, "cases");
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort();
+  } catch {
+    return []; // no cases directory: nothing user-defined to run
+  }
+  return names.map((n) => {
+    const file = join(dir, n);
+    let doc: CaseFile;
+    try {
+      doc = loadYaml<CaseFile>(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new UsageError(`invalid YAML in ${file}: ${(err as Error).message.split("\n")[0]}`);
+    }
+    check(doc && typeof doc === "object", file, "not a mapping");
+    check(typeof doc.name === "string", file, "`name` is required");
+    for (const l of doc.logins ?? []) {
+      check(doc.roles?.[l.role] !== undefined, file, `login uses unknown role "${l.role}"`);
+      check(typeof l.expect?.status === "number", file, `login for role "${l.role}" needs expect.status`);
+    }
+    for (const r of doc.requests ?? []) {
+      check((doc.logins ?? []).some((l) => l.role === r.as), file, `request "${r.method} ${r.path}" uses "${r.as}", which no login defines`);
+      check(typeof r.expect?.status === "number", file, `request "${r.method} ${r.path}" needs expect.status`);
+    }
+    return { ...doc, file };
+  });
+}
+
+/** Replaces ${namespace} (and friends) in role fields. */
+export function substitute<T>(value: T, vars: Record<string, string>): T {
+  return JSON.parse(JSON.stringify(value).replace(/\$\{(\w+)\}/g, (m, k: string) => vars[k] ?? m)) as T;
+}
+
+/** Maps a request path's first segment (a logical mount name of the case) to this run's mount. */
+export function mapPath(path: string, mounts: Record<string, string>): string {
+  const [first, ...rest] = path.split("/");
+  return first && mounts[first] ? [mounts[first], ...rest].join("/") : path;
+}

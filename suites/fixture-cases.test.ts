@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { loadCases, mapPath, substitute, type Expect } from "../lib/target/cases.ts";
+import { SuiteContext } from "../lib/target/suite.ts";
+import { enableKv, login, policyFromFixtures, rebasePolicy, writeRole } from "../lib/target/steps.ts";
+import { waitFor } from "../lib/wait.ts";
+import { describeResponse, type VaultClient, type VaultResponse } from "../lib/vault/client.ts";
+
+// The cases of fixtures/cases/*.yaml (or your --fixtures DIR): your policies, roles and the
+// outcomes you expect, checked against real Vault and real Kubernetes.
+const cases = loadCases(inject("fixturesDir"));
+
+function expectOutcome(res: VaultResponse, e: Expect) {
+  expect(res.status, describeResponse(res)).toBe(e.status);
+  if (e.error) expect(res.body?.errors?.join(" ")).toContain(e.error);
+  if (e.policies) expect([...(res.body?.auth?.policies ?? [])].sort()).toEqual([...e.policies].sort());
+  if (e.data) expect(res.body?.data).toEqual(e.data);
+}
+
+describe.each(cases)("$name ($file)", (c) => {
+  let ctx: SuiteContext;
+  let mount: string;
+  let ns: string;
+  const mounts: Record<string, string> = {};
+  const policyNames: Record<string, string> = {};
+  const roleNames: Record<string, string> = {};
+  const tokens: Record<string, VaultClient> = {};
+
+  beforeAll(async () => {
+    ctx = await SuiteContext.create("cases");
+    ({ mount } = await ctx.standardAuth());
+    ns = await ctx.namespace("case");
+    for (const [name, m] of Object.entries(c.mounts ?? {})) {
+      mounts[name] = ctx.name(name);
+      await enableKv(ctx.vault, mounts[name], m.version ?? 1);
+      ctx.teardown.defer(`unmount ${mounts[name]}`, () => ctx.vault.must("DELETE", `sys/mounts/${mounts[name]}`));
+    }
+    for (const s of c.seed ?? []) await ctx.vault.must("POST", mapPath(s.path, mounts), s.body);
+    for (const [name, file] of Object.entries(c.policies ?? {})) {
+      policyNames[name] = await ctx.policy(name, rebasePolicy(await policyFromFixtures(ctx.fixturesDir, file), mounts));
+    }
+    for (const sa of c.serviceAccounts ?? []) {
+      if (sa !== "default") await ctx.kube.createServiceAccount(ns, sa);
+      // `default` comes from the service-account controller, shortly after the namespace
+      else await waitFor(() => ctx.kube.serviceAccountUid(ns, sa).then(Boolean), { what: `ServiceAccount ${ns}/default exists`, timeoutMs: 30_000 });
+    }
+    for (const [name, spec] of Object.entries(c.roles ?? {})) {
+      roleNames[name] = name;
+      const body = substitute(spec, { namespace: ns });
+      for (const key of ["token_policies", "policies"]) {
+        const list = body[key];
+        if (Array.isArray(list)) body[key] = list.map((p: string) => policyNames[p] ?? p);
+      }
+      await writeRole(ctx.vault, mount, name, body as never);
+    }
+  });
+  afterAll(() => ctx?.cleanup());
+
+  const policyOf = (p: string) => policyNames[p] ?? p;
+
+  it.each(c.logins ?? [])("login $serviceAccount as role $role -> $expect.status", async (l) => {
+    const jwt = await ctx.kube.requestToken(ns, l.serviceAccount, { audiences: l.audiences });
+    const res = await login(ctx.vault, mount, roleNames[l.role], jwt);
+    expectOutcome(res, { ...l.expect, policies: l.expect.policies?.map(policyOf) });
+    if (res.status === 200) tokens[l.role] ??= ctx.vault.withToken(res.body.auth!.client_token);
+  });
+
+  it.each(c.requests ?? [])("$method $path as $as -> $expect.status", async (r) => {
+    const client = tokens[r.as];
+    expect(client, `no successful login for role ${r.as} earlier in this case`).toBeDefined();
+    expectOutcome(await client!.request(r.method, mapPath(r.path, mounts), r.body), r.expect);
+  });
+});
