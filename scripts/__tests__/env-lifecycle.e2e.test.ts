@@ -78,8 +78,14 @@ describe("env:up / env:down lifecycle", () => {
     for (const log of Object.values(t.info.logs)) expect(existsSync(log)).toBe(true);
   });
 
-  it("npm run env:down stops the target that env:up started", async () => {
+  it("a second run while one is up does not disturb it; then npm run env:down stops the first", async () => {
     const t = await up(dir, "down");
+    // Run B: a whole conformance run with its own target, while target A stays up.
+    const b = script("conformance.ts", ["--reports", join(dir, "second"), "suites/smoke"], {});
+    expect(await new Promise((r) => b.on("exit", r))).toBe(0);
+    expect(processesOf(t.info).length).toBeGreaterThanOrEqual(4);
+    const health = await fetch(`${t.info.vault.address}/v1/sys/health`);
+    expect(health.status).toBe(200);
     const down = script("env-down.ts", ["--file", t.out], {});
     let said = "";
     down.stdout.on("data", (d) => (said += d));

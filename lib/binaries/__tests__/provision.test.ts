@@ -253,6 +253,18 @@ describe("provision()", () => {
     expect(err.message).toContain("build: disabled");
   });
 
+  it("with no Go toolchain on PATH, the error says so and names the variables to set", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = join(dir, "no-such-bin-dir");
+    try {
+      const err = await provision(["etcd"], opts(join(dir, "nogo"), { offline: true, noBuild: false })).catch((e) => e);
+      expect(err.message).toMatch(/^no etcd [\d.]+ binary: set TEST_ASSET_ETCD \(or KUBEBUILDER_ASSETS\) to a binary you have, or install Go so it can be built/);
+      expect(err.message).toContain("build: no Go toolchain (`go`) on PATH");
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
   it("offline mode never touches the network", async () => {
     hits.length = 0;
     await provision(["kubectl"], opts(join(dir, "offline"), { offline: true })).catch(() => undefined);
