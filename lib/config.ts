@@ -24,6 +24,7 @@ import { UsageError } from "./errors.ts";
  * | VAULT_BIN, BAO_BIN | a vault / bao binary | unset |
  * | KUBECONFIG, VKC_CONTEXT | existing target: kubeconfig and context | unset |
  * | VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT | existing target: a Vault to use | unset |
+ * | VKC_KUBE_HOST_FOR_VAULT | existing target: kubernetes_host as Vault must reach it | the kubeconfig's server |
  */
 export type TargetName = "local" | "kind" | "existing";
 export type Flavor = "vault" | "openbao";
@@ -61,6 +62,7 @@ export interface Config {
     vaultAddr?: string;
     vaultToken?: string;
     vaultCACert?: string;
+    kubeHostForVault?: string;
   };
 }
 
@@ -125,6 +127,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       vaultAddr: nonEmpty("VAULT_ADDR"),
       vaultToken: nonEmpty("VAULT_TOKEN"),
       vaultCACert: path("VAULT_CACERT"),
+      kubeHostForVault: nonEmpty("VKC_KUBE_HOST_FOR_VAULT"),
     },
   };
 }

@@ -1,6 +1,6 @@
 // npm run conformance: provision, start the target, run the conformance suites, write reports.
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
-import { provisionFor } from "../lib/target/start.ts";
+import { preflight } from "../lib/target/start.ts";
 import { runVitest, verdict } from "../lib/run.ts";
 
 await runScript(
@@ -11,7 +11,7 @@ await runScript(
     flags: COMMON_FLAGS,
   },
   async (config, parsed) => {
-    await provisionFor(config);
+    await preflight(config);
     const r = await runVitest(config, ["conformance"], parsed.positionals);
     return verdict(r, `conformance (${r.target ?? config.target}, ${r.flavor ?? config.flavor})`);
   },

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { loadConfig, type Flavor } from "../lib/config.ts";
 import { runVitest, verdict } from "../lib/run.ts";
-import { provisionFor } from "../lib/target/start.ts";
+import { preflight } from "../lib/target/start.ts";
 
 const PROVIDER_STYLE_ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/VKC0CONFORMANCE0TEST";
 
@@ -21,7 +21,7 @@ await runScript(
     const explicitFlavor = process.env.VKC_FLAVOR !== undefined;
     const flavors: Flavor[] = explicitFlavor ? [config.flavor] : ["vault", "openbao"];
     // Provision everything first, with progress, so a fresh machine shows what it builds.
-    for (const flavor of flavors) await provisionFor({ ...config, flavor });
+    for (const flavor of flavors) await preflight({ ...config, flavor });
     const totals = { passed: 0, failed: 0, skipped: 0 };
     let ranNothing = false;
     for (const [i, flavor] of flavors.entries()) {

@@ -41,7 +41,11 @@ describe.each(cases)("$name ($file)", (c) => {
     for (const sa of c.serviceAccounts ?? []) {
       if (sa !== "default") await ctx.kube.createServiceAccount(ns, sa);
       // `default` comes from the service-account controller, shortly after the namespace
-      else await waitFor(() => ctx.kube.serviceAccountUid(ns, sa).then(Boolean), { what: `ServiceAccount ${ns}/default exists`, timeoutMs: 30_000 });
+      else
+        await waitFor(() => ctx.kube.serviceAccountUid(ns, sa).then(Boolean), {
+          what: `ServiceAccount ${ns}/default exists`,
+          timeoutMs: 30_000,
+        });
     }
     for (const [name, spec] of Object.entries(c.roles ?? {})) {
       roleNames[name] = name;

@@ -190,7 +190,10 @@ describe("user-defined cases", () => {
     const { join } = await import("node:path");
     const dir = await mkdtemp(join(tmpdir(), "vkc-cases-"));
     await mkdir(join(dir, "cases"));
-    await writeFile(join(dir, "cases", "a.yaml"), "name: x\nroles: {}\nlogins:\n  - { role: nope, serviceAccount: a, expect: { status: 200 } }\n");
+    await writeFile(
+      join(dir, "cases", "a.yaml"),
+      "name: x\nroles: {}\nlogins:\n  - { role: nope, serviceAccount: a, expect: { status: 200 } }\n",
+    );
     expect(() => loadCases(dir)).toThrowError(UsageError);
     expect(() => loadCases(dir)).toThrowError(/a\.yaml: login uses unknown role "nope"/);
     await writeFile(join(dir, "cases", "a.yaml"), "name: [unclosed\n");

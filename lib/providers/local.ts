@@ -254,7 +254,7 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
         apiAudiences: opts.apiAudiences ?? [],
         version: kubeVersion,
       },
-      vault: { address: vault.address, tokenFile, flavor, version: vault.version },
+      vault: { address: vault.address, tokenFile, flavor, version: vault.version, outsideCluster: true },
       versions: { kubernetes: kubeVersion, etcd: etcdVersion, [flavor]: vault.version },
       artifactsDir,
       logs: Object.fromEntries(Object.values(processes).map((p) => [p.name, p.logFile])),

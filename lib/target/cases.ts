@@ -33,7 +33,9 @@ export function loadCases(fixturesDir: string): CaseFile[] {
   const dir = join(fixturesDir, "cases");
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort();
+    names = readdirSync(dir)
+      .filter((n) => /\.ya?ml$/.test(n))
+      .sort();
   } catch {
     return []; // no cases directory: nothing user-defined to run
   }
@@ -52,7 +54,11 @@ export function loadCases(fixturesDir: string): CaseFile[] {
       check(typeof l.expect?.status === "number", file, `login for role "${l.role}" needs expect.status`);
     }
     for (const r of doc.requests ?? []) {
-      check((doc.logins ?? []).some((l) => l.role === r.as), file, `request "${r.method} ${r.path}" uses "${r.as}", which no login defines`);
+      check(
+        (doc.logins ?? []).some((l) => l.role === r.as),
+        file,
+        `request "${r.method} ${r.path}" uses "${r.as}", which no login defines`,
+      );
       check(typeof r.expect?.status === "number", file, `request "${r.method} ${r.path}" needs expect.status`);
     }
     return { ...doc, file };

@@ -32,6 +32,8 @@ export interface TargetInfo {
     caCertFile?: string;
     flavor: Flavor;
     version: string;
+    /** True when Vault is known to run outside any pod (it then has no pod CA or JWT to fall back on). */
+    outsideCluster?: boolean;
   };
   /** Version of every component, e.g. { kubernetes: "v1.36.3", etcd: "3.6.8", vault: "1.21.4" }. */
   versions: Record<string, string>;

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { Config } from "../config.ts";
 import { HarnessError, UsageError } from "../errors.ts";
 import type { Component } from "../binaries/index.ts";
+import { attachExistingTarget } from "../providers/existing.ts";
 import { startLocalTarget, type LocalTargetOptions } from "../providers/local.ts";
 import type { TargetInfo } from "./info.ts";
 
@@ -41,9 +42,16 @@ export async function provisionLocal(config: Config, signal?: AbortSignal) {
   };
 }
 
-/** Provision what the configured target needs (nothing for targets that bring their own). */
-export async function provisionFor(config: Config): Promise<void> {
-  if (config.target === "local" && !process.env.VKC_TARGET_INFO) await provisionLocal(config);
+/**
+ * Before vitest starts: provision the local target's binaries (with progress), or check that an
+ * existing cluster and Vault are reachable and usable, so that bad input is one clear line and
+ * exit code 2 from the script instead of a failed test run.
+ */
+export async function preflight(config: Config): Promise<void> {
+  if (process.env.VKC_TARGET_INFO) return;
+  if (config.target === "local") await provisionLocal(config);
+  if (config.target === "existing") await (await attachExistingTarget(config)).stop();
+  if (config.target === "kind") await startTarget(config);
 }
 
 /**
@@ -61,7 +69,7 @@ export async function startTarget(config: Config, extra: Partial<LocalTargetOpti
         exitCode: 2,
       });
     case "existing":
-      throw new HarnessError("the existing target is not available yet in this version; use --target local", { exitCode: 2 });
+      return attachExistingTarget(config);
   }
 }
 

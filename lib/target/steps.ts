@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { loadAllYaml, type KubernetesObject, type V1ClusterRoleBinding } from "@kubernetes/client-node";
 import { decodeJwt } from "jose";
 import { HarnessError, UsageError } from "../errors.ts";
-import { Kube } from "../kube/client.ts";
+import { Kube, RUN_LABEL } from "../kube/client.ts";
 import { registerSecret } from "../redact.ts";
 import { VaultClient, type VaultResponse } from "../vault/client.ts";
 import type { TargetInfo } from "./info.ts";
@@ -63,7 +63,7 @@ export async function loadManifests(fixturesDir: string, file: string): Promise<
  */
 export async function applyReviewer(
   kube: Kube,
-  o: { fixturesDir: string; namespace: string; suffix: string; bind?: boolean },
+  o: { fixturesDir: string; namespace: string; suffix: string; runId: string; bind?: boolean },
 ): Promise<Reviewer> {
   const objs = await loadManifests(o.fixturesDir, "reviewer.yaml");
   const sa = objs.find((x) => x.kind === "ServiceAccount");
@@ -78,7 +78,7 @@ export async function applyReviewer(
     bindingName = `${crb.metadata!.name}-${o.suffix}`.slice(0, 253);
     await kube.create<V1ClusterRoleBinding>({
       ...crb,
-      metadata: { ...crb.metadata, name: bindingName, labels: { ...(crb.metadata?.labels ?? {}), "vault-k8s-conformance/run": o.suffix } },
+      metadata: { ...crb.metadata, name: bindingName, labels: { ...(crb.metadata?.labels ?? {}), [RUN_LABEL]: o.runId } },
       subjects: (crb.subjects ?? []).map((s) =>
         s.kind === "ServiceAccount" && s.name === serviceAccount ? { ...s, namespace: o.namespace } : s,
       ),
@@ -153,7 +153,8 @@ export interface AuthConfig {
 export function authConfigFor(info: TargetInfo, reviewerJwt: string | undefined, extra: Partial<AuthConfig> = {}): AuthConfig {
   return {
     kubernetes_host: info.kube.hostForVault,
-    kubernetes_ca_cert: info.kube.caCertForVault,
+    // An API server with a publicly trusted certificate has no CA in the kubeconfig.
+    ...(info.kube.caCertForVault ? { kubernetes_ca_cert: info.kube.caCertForVault } : {}),
     ...(reviewerJwt ? { token_reviewer_jwt: reviewerJwt } : {}),
     // Vault runs outside any pod: never fall back to a pod's mounted CA or JWT.
     disable_local_ca_jwt: true,

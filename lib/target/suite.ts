@@ -64,7 +64,13 @@ export class SuiteContext {
   }
 
   async reviewer(namespace: string, opts: { bind?: boolean } = {}): Promise<Reviewer> {
-    const r = await applyReviewer(this.kube, { fixturesDir: this.fixturesDir, namespace, suffix: this.name("r"), bind: opts.bind });
+    const r = await applyReviewer(this.kube, {
+      fixturesDir: this.fixturesDir,
+      namespace,
+      suffix: this.name("r"),
+      runId: this.info.runId,
+      bind: opts.bind,
+    });
     this.teardown.defer(`delete ClusterRoleBinding ${r.bindingName}`, () => removeReviewerBinding(this.kube, r));
     return r;
   }

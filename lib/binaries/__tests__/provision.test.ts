@@ -258,7 +258,9 @@ describe("provision()", () => {
     process.env.PATH = join(dir, "no-such-bin-dir");
     try {
       const err = await provision(["etcd"], opts(join(dir, "nogo"), { offline: true, noBuild: false })).catch((e) => e);
-      expect(err.message).toMatch(/^no etcd [\d.]+ binary: set TEST_ASSET_ETCD \(or KUBEBUILDER_ASSETS\) to a binary you have, or install Go so it can be built/);
+      expect(err.message).toMatch(
+        /^no etcd [\d.]+ binary: set TEST_ASSET_ETCD \(or KUBEBUILDER_ASSETS\) to a binary you have, or install Go so it can be built/,
+      );
       expect(err.message).toContain("build: no Go toolchain (`go`) on PATH");
     } finally {
       process.env.PATH = path;
