@@ -1,22 +1,13 @@
-import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Teardown } from "../cleanup.ts";
 import { freePort } from "../ports.ts";
-import { StartedProcess } from "../process.ts";
+import { pidAlive, StartedProcess } from "../process.ts";
 import { registerSecret } from "../redact.ts";
 
-// Alive = exists and is not a zombie (an orphan killed here may wait for a reaper that a
-// container's PID 1 never is).
-const alive = (pid: number) => {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-};
+const alive = pidAlive;
 
 describe("local processes", () => {
   let dir: string;

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile, copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { log } from "../log.ts";
+import { pidAlive } from "../process.ts";
 import type { Component } from "./pins.ts";
 
 export type Source = "env" | "kubebuilder-assets" | "cache" | "download" | "registry" | "build";
@@ -77,15 +78,6 @@ export async function install(
     await rm(tmp, { recursive: true, force: true });
   }
   return cachePath(cacheDir, component, version);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**

@@ -9,7 +9,7 @@ import {
   type V1Secret,
 } from "@kubernetes/client-node";
 import { HarnessError } from "../errors.ts";
-import { httpJson } from "../http.ts";
+import { httpJson, type HttpResponse } from "../http.ts";
 import { registerSecret } from "../redact.ts";
 import { waitFor } from "../wait.ts";
 
@@ -182,22 +182,28 @@ export class Kube {
     }
   }
 
-  /** GET a raw path on the apiserver (e.g. /.well-known/openid-configuration). */
+  /** GET a raw path on the apiserver (e.g. /.well-known/openid-configuration); throws unless 200. */
   async getRaw(path: string): Promise<unknown> {
-    const cluster = this.kc.getCurrentCluster();
-    if (!cluster) throw new HarnessError("kubeconfig has no current cluster");
-    const opts: { headers: Record<string, string> } & Record<string, unknown> = { headers: {} };
-    await this.kc.applyToHTTPSOptions(opts);
-    const res = await httpJson({
-      url: `${cluster.server.replace(/\/$/, "")}${path}`,
-      headers: Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k, String(v)])),
-      ca: bufToString(opts.ca),
-      cert: bufToString(opts.cert),
-      key: bufToString(opts.key),
-    });
+    const res = await rawGet(this.kc, path);
     if (res.status !== 200) throw new HarnessError(`GET ${path}: HTTP ${res.status}`);
-    return typeof res.body === "string" ? JSON.parse(res.body) : res.body;
+    return res.body;
   }
+}
+
+/** A GET on the current cluster with the kubeconfig's credentials, every status as data. */
+export async function rawGet(kc: KubeConfig, path: string, timeoutMs = 10_000): Promise<HttpResponse<Record<string, unknown>>> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new HarnessError("kubeconfig has no current cluster");
+  const opts: { headers: Record<string, string> } & Record<string, unknown> = { headers: {} };
+  await kc.applyToHTTPSOptions(opts);
+  return httpJson<Record<string, unknown>>({
+    url: `${cluster.server.replace(/\/$/, "")}${path}`,
+    headers: Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k, String(v)])),
+    ca: bufToString(opts.ca),
+    cert: bufToString(opts.cert),
+    key: bufToString(opts.key),
+    timeoutMs,
+  });
 }
 
 function bufToString(v: unknown): string | undefined {

@@ -5,7 +5,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { Teardown } from "../cleanup.ts";
 import type { Config } from "../config.ts";
 import { HarnessError, UsageError, errorMessage } from "../errors.ts";
-import { httpJson } from "../http.ts";
+import { rawGet } from "../kube/client.ts";
 import { log } from "../log.ts";
 import { registerSecret } from "../redact.ts";
 import type { TargetInfo } from "../target/info.ts";
@@ -62,18 +62,7 @@ export async function attachExistingTarget(config: Config): Promise<StartedExist
   const t = new Teardown(`existing target ${runId}`).tieToSignals();
   try {
     // Kubernetes reachable, and its version.
-    const opts: { headers: Record<string, string> } & Record<string, unknown> = { headers: {} };
-    await kc.applyToHTTPSOptions(opts);
-    const str = (v: unknown) => (v === undefined || v === null ? undefined : Buffer.isBuffer(v) ? v.toString("utf8") : String(v));
-    const kubeGet = (p: string) =>
-      httpJson<Record<string, unknown>>({
-        url: `${cluster.server.replace(/\/$/, "")}${p}`,
-        headers: Object.fromEntries(Object.entries(opts.headers).map(([k, v]) => [k, String(v)])),
-        ca: str(opts.ca),
-        cert: str(opts.cert),
-        key: str(opts.key),
-        timeoutMs: 10_000,
-      });
+    const kubeGet = (p: string) => rawGet(kc, p);
     const version = await kubeGet("/version").catch((err) => {
       throw new HarnessError(
         `cannot reach the Kubernetes API at ${cluster.server} (context ${kc.getCurrentContext()}): ${errorMessage(err)}`,

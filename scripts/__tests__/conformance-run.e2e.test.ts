@@ -1,47 +1,20 @@
-import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PACKAGE_ROOT } from "../../lib/config.ts";
 import type { RunResults } from "../../lib/report/reporter.ts";
+import { liveProcesses, script, waitForOutput } from "./helpers.ts";
 
 // npm run conformance as a user runs it: reports on success, nothing left behind on success
 // and on Ctrl-C in the middle of the run.
 
-function conformance(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "conformance.ts"), ...args], {
-    cwd: PACKAGE_ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
-  return { child, exited, output: () => output };
-}
+const conformance = (args: string[]) => script("conformance.ts", args);
 
 function runIdIn(output: string): string {
   const m = /(vkc-\d{14}-[0-9a-f]{6})/.exec(output);
   if (!m) throw new Error(`no run id in output:\n${output}`);
   return m[1]!;
-}
-
-/** Live (non-zombie) processes whose command line names the run (its work dir is in their flags). */
-function leftovers(runId: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      if (cmd.includes(runId) && !/^\d+ \(.*\) Z/.test(stat)) found.push(`${pid}: ${cmd.replace(/\0/g, " ").slice(0, 120)}`);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
 }
 
 describe("npm run conformance", () => {
@@ -53,7 +26,7 @@ describe("npm run conformance", () => {
 
   it("writes junit.xml, results.json and summary.md, exits 0, and leaves no process or work dir", async () => {
     const reports = join(dir, "ok");
-    const run = conformance(["--reports", reports, "suites/smoke"], {});
+    const run = conformance(["--reports", reports, "suites/smoke"]);
     expect(await run.exited, run.output()).toBe(0);
     const results = JSON.parse(readFileSync(join(reports, "results.json"), "utf8")) as RunResults;
     expect(results.totals).toEqual({ passed: 2, failed: 0, skipped: 0 });
@@ -62,22 +35,18 @@ describe("npm run conformance", () => {
     expect(readFileSync(join(reports, "junit.xml"), "utf8")).toContain("<testsuites");
     expect(readFileSync(join(reports, "summary.md"), "utf8")).toContain("vault-k8s-conformance: PASS");
     expect(run.output()).toMatch(/conformance \(local, \w+\): 2 passed, 0 failed/);
-    expect(leftovers(results.runId!)).toEqual([]);
+    expect(liveProcesses(results.runId!)).toEqual([]);
   });
 
   it("Ctrl-C while the suites run: exits 130, no process and no work dir of the run remain", async () => {
-    const run = conformance(["--reports", join(dir, "int"), "suites/login-rejected"], {});
-    const t0 = Date.now();
-    while (!/ready in/.test(run.output())) {
-      if (run.child.exitCode !== null || Date.now() - t0 > 120_000) throw new Error(`target not ready: ${run.output()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const run = conformance(["--reports", join(dir, "int"), "suites/login-rejected"]);
+    await waitForOutput(run, /ready in/);
     const runId = runIdIn(run.output());
-    expect(leftovers(runId).length).toBeGreaterThanOrEqual(3);
+    expect(liveProcesses(runId).length).toBeGreaterThanOrEqual(3);
     await new Promise((r) => setTimeout(r, 1500)); // the suites are running now
     run.child.kill("SIGINT");
     expect(await run.exited).toBe(130);
-    expect(leftovers(runId)).toEqual([]);
+    expect(liveProcesses(runId)).toEqual([]);
     expect(readdirSync(tmpdir()).filter((n) => n.startsWith(runId))).toEqual([]);
   });
 });

@@ -1,29 +1,16 @@
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PACKAGE_ROOT } from "../../lib/config.ts";
 import { Kube, RUN_LABEL } from "../../lib/kube/client.ts";
 import type { RunResults } from "../../lib/report/reporter.ts";
 import type { TargetInfo } from "../../lib/target/info.ts";
 import { VaultClient } from "../../lib/vault/client.ts";
+import { script, waitForOutput } from "./helpers.ts";
 
 // --target existing must not know the difference between a managed cluster and a local target:
 // the full suites pass through it, and everything they create is gone afterwards.
-
-function script(name: string, args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", name), ...args], {
-    cwd: PACKAGE_ROOT,
-    env: { ...process.env, VKC_TARGET: "", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  return { child, output: () => output, exited: new Promise<number | null>((r) => child.on("exit", (c) => r(c))) };
-}
 
 describe("--target existing against a running local target", () => {
   let dir: string;
@@ -33,12 +20,8 @@ describe("--target existing against a running local target", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "vkc-existing-"));
     const out = join(dir, "target.json");
-    up = script("env-up.ts", ["--out", out, "--reports", join(dir, "up")], {});
-    const t0 = Date.now();
-    while (!/is up/.test(up.output())) {
-      if (up.child.exitCode !== null || Date.now() - t0 > 120_000) throw new Error(`env:up failed: ${up.output()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    up = script("env-up.ts", ["--out", out, "--reports", join(dir, "up")], { VKC_TARGET: "" });
+    await waitForOutput(up, /is up/);
     info = JSON.parse(readFileSync(out, "utf8"));
     token = readFileSync(info.vault.tokenFile, "utf8").trim();
   });

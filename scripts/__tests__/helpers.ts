@@ -1,0 +1,43 @@
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PACKAGE_ROOT } from "../../lib/config.ts";
+import { pidAlive } from "../../lib/process.ts";
+
+/** Runs one of our scripts as a user would (node + tsx), collecting its output. */
+export function script(name: string, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", name), ...args], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+  return { child, exited, output: () => output };
+}
+
+/** Waits until the script printed `pattern`; fails if it exits first or takes too long. */
+export async function waitForOutput(run: ReturnType<typeof script>, pattern: RegExp, timeoutMs = 120_000): Promise<void> {
+  const t0 = Date.now();
+  while (!pattern.test(run.output())) {
+    if (run.child.exitCode !== null) throw new Error(`exited (${run.child.exitCode}) before printing ${pattern}:\n${run.output()}`);
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no ${pattern} after ${timeoutMs}ms:\n${run.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Live processes whose command line names `needle` (a run id: its work dir is in the components' flags) or whose pid is given. */
+export function liveProcesses(needle: string, pids: number[] = []): number[] {
+  const found = new Set(pids.filter(pidAlive));
+  for (const name of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      if (Number(name) !== process.pid && readFileSync(`/proc/${name}/cmdline`, "utf8").includes(needle) && pidAlive(Number(name)))
+        found.add(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return [...found];
+}
