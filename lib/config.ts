@@ -25,6 +25,12 @@ import { UsageError } from "./errors.ts";
  * | KUBECONFIG, VKC_CONTEXT | existing target: kubeconfig and context | unset |
  * | VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT | existing target: a Vault to use | unset |
  * | VKC_KUBE_HOST_FOR_VAULT | existing target: kubernetes_host as Vault must reach it | the kubeconfig's server |
+ * | VKC_VAULT | how Vault runs: process (local), container or in-cluster (kind), external or process (existing) | per target |
+ * | VKC_VAULT_IMAGE | kind target: Vault/OpenBao container image | newest pinned in fixtures/kind.json |
+ * | VKC_KUBE_VERSION | kind target: Kubernetes version of the node image (1.34 or 1.34.0) | newest pinned |
+ * | VKC_NODE_IMAGE | kind target: an explicit kindest/node image | unset |
+ * | VKC_DRY_RUN=1 | existing and kind targets: print what the run would create (and, on an existing cluster, check the credentials may), create nothing | unset |
+ * | VKC_RUN_ID | internal: the run id a script announced in its plan, handed to the provider | generated |
  */
 export type TargetName = "local" | "kind" | "existing";
 export type Flavor = "vault" | "openbao";
@@ -43,6 +49,14 @@ export interface BinaryOverrides {
   bao?: string;
 }
 
+/** How Vault runs, per target: the first of each list is the default. */
+export type VaultMode = "process" | "container" | "in-cluster" | "external";
+export const VAULT_MODES: Record<TargetName, readonly VaultMode[]> = {
+  local: ["process"],
+  kind: ["container", "in-cluster"],
+  existing: ["external", "process"],
+};
+
 export interface Config {
   target: TargetName;
   flavor: Flavor;
@@ -53,6 +67,7 @@ export interface Config {
   offline: boolean;
   noBuild: boolean;
   keep: boolean;
+  dryRun: boolean;
   debug: boolean;
   slow: boolean;
   overrides: BinaryOverrides;
@@ -64,6 +79,8 @@ export interface Config {
     vaultCACert?: string;
     kubeHostForVault?: string;
   };
+  vault: { mode: VaultMode; image?: string };
+  kind: { kubeVersion?: string; nodeImage?: string };
 }
 
 export const PACKAGE_ROOT = resolve(new URL("..", import.meta.url).pathname);
@@ -108,8 +125,15 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   set("kubectl", path("TEST_ASSET_KUBECTL"));
   set("vault", path("VAULT_BIN"));
   set("bao", path("BAO_BIN"));
+  const target = oneOf("target (VKC_TARGET / --target)", nonEmpty("VKC_TARGET") ?? "local", TARGETS);
+  const modes = VAULT_MODES[target];
+  const mode = oneOf(`--vault (VKC_VAULT) for the ${target} target`, nonEmpty("VKC_VAULT") ?? modes[0]!, modes);
+  if (flag(env, "VKC_DRY_RUN") && target === "local")
+    throw new UsageError("--dry-run applies to the existing and kind targets (the local target creates only throwaway local processes)");
+  if (flag(env, "VKC_KEEP") && target !== "kind")
+    throw new UsageError(`--keep (VKC_KEEP) applies to the kind target; for a ${target} target that stays up, use npm run env:up`);
   return {
-    target: oneOf("target (VKC_TARGET / --target)", nonEmpty("VKC_TARGET") ?? "local", TARGETS),
+    target,
     flavor: oneOf("flavor (VKC_FLAVOR / --flavor)", nonEmpty("VKC_FLAVOR") ?? "vault", FLAVORS),
     fixturesDir: path("VKC_FIXTURES") ?? join(PACKAGE_ROOT, "fixtures"),
     reportsDir: path("VKC_REPORTS_DIR") ?? resolve(cwd, "reports"),
@@ -118,6 +142,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     offline: flag(env, "VKC_OFFLINE"),
     noBuild: flag(env, "VKC_NO_BUILD"),
     keep: flag(env, "VKC_KEEP"),
+    dryRun: flag(env, "VKC_DRY_RUN"),
     debug: flag(env, "VKC_DEBUG"),
     slow: flag(env, "VKC_SLOW"),
     overrides,
@@ -128,6 +153,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       vaultToken: nonEmpty("VAULT_TOKEN"),
       vaultCACert: path("VAULT_CACERT"),
       kubeHostForVault: nonEmpty("VKC_KUBE_HOST_FOR_VAULT"),
+    },
+    vault: { mode, ...(nonEmpty("VKC_VAULT_IMAGE") ? { image: nonEmpty("VKC_VAULT_IMAGE") } : {}) },
+    kind: {
+      ...(nonEmpty("VKC_KUBE_VERSION") ? { kubeVersion: nonEmpty("VKC_KUBE_VERSION") } : {}),
+      ...(nonEmpty("VKC_NODE_IMAGE") ? { nodeImage: nonEmpty("VKC_NODE_IMAGE") } : {}),
     },
   };
 }

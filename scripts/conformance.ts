@@ -1,5 +1,6 @@
 // npm run conformance: provision, start the target, run the conformance suites, write reports.
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
+import { announcePlan, dryRun } from "../lib/target/dry-run.ts";
 import { preflight } from "../lib/target/start.ts";
 import { runVitest, verdict } from "../lib/run.ts";
 
@@ -11,7 +12,9 @@ await runScript(
     flags: COMMON_FLAGS,
   },
   async (config, parsed) => {
+    if (config.dryRun) return dryRun(config);
     await preflight(config);
+    await announcePlan(config);
     const r = await runVitest(config, ["conformance"], parsed.positionals);
     return verdict(r, `conformance (${r.target ?? config.target}, ${r.flavor ?? config.flavor})`);
   },

@@ -7,7 +7,7 @@ import { formatDuration } from "../lib/log.ts";
 
 await runScript(
   {
-    command: "npm run setup -- [--flavor vault|openbao|all] [--kubectl] [--offline] [--no-build]",
+    command: "npm run setup -- [--flavor vault|openbao|all] [--kubectl] [--offline] [--no-build] | --target kind [--kube-version X.Y]",
     summary: "Provisions etcd, kube-apiserver, kube-controller-manager and Vault/OpenBao into the cache and prints where each came from.",
     flags: [
       ...COMMON_FLAGS.filter((f) => f.flag !== "--flavor"),
@@ -16,6 +16,19 @@ await runScript(
     ],
   },
   async (config, parsed) => {
+    if (config.target === "kind") {
+      // The kind target needs only the kind CLI of the node image's release (Docker is the user's).
+      const { loadKindPins, nodeImageFor } = await import("../lib/providers/kind-plan.ts");
+      const { resolveKind } = await import("../lib/binaries/kindcli.ts");
+      const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
+      const version = node.kind ?? loadKindPins().kind;
+      const t0 = Date.now();
+      const kind = await resolveKind({ cacheDir: config.cacheDir, version, install: true });
+      process.stdout.write(
+        `kind ${version} (${kind!.source}) ${kind!.path}, for ${node.image}\nprovisioned in ${formatDuration(Date.now() - t0)}\n`,
+      );
+      return;
+    }
     const flavor = String(parsed.local["--flavor"] ?? config.flavor);
     if (!["vault", "openbao", "all"].includes(flavor))
       throw new UsageError(`--flavor must be one of vault, openbao, all (got "${flavor}")`);

@@ -5,10 +5,13 @@ import { log } from "../log.ts";
 import { pidAlive } from "../process.ts";
 import type { Component } from "./pins.ts";
 
+/** What the cache holds: the local target's components, and the kind CLI for the kind target. */
+export type CachedTool = Component | "kind";
+
 export type Source = "env" | "kubebuilder-assets" | "cache" | "download" | "registry" | "build";
 
 interface Marker {
-  component: Component;
+  component: CachedTool;
   version: string;
   source: Source;
   size: number;
@@ -16,7 +19,7 @@ interface Marker {
   installedAt: string;
 }
 
-export function cachePath(cacheDir: string, component: Component, version: string): string {
+export function cachePath(cacheDir: string, component: CachedTool, version: string): string {
   return join(cacheDir, component, version, component);
 }
 
@@ -27,7 +30,7 @@ export function cachePath(cacheDir: string, component: Component, version: strin
  */
 export async function cached(
   cacheDir: string,
-  component: Component,
+  component: CachedTool,
   version: string,
 ): Promise<{ path: string; source: Source } | undefined> {
   const path = cachePath(cacheDir, component, version);
@@ -44,7 +47,7 @@ export async function cached(
 /** Installs a binary (bytes or a file) into the cache atomically. Returns its cached path. */
 export async function install(
   cacheDir: string,
-  component: Component,
+  component: CachedTool,
   version: string,
   from: Buffer | string,
   source: Source,

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +11,9 @@ import { log } from "../log.ts";
 import { registerSecret } from "../redact.ts";
 import type { TargetInfo } from "../target/info.ts";
 import { VaultClient } from "../vault/client.ts";
-import { newRunId } from "./local.ts";
+import { StartedProcess } from "../process.ts";
+import { provisionVault } from "../target/start.ts";
+import { newRunId, startDevVault } from "./local.ts";
 
 /**
  * A cluster and a Vault that already exist (a managed cluster such as VKE, or a running local
@@ -23,7 +26,7 @@ export interface StartedExistingTarget extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-function kubeconfigFrom(config: Config): { kc: KubeConfig; path: string } {
+export function kubeconfigFrom(config: Config): { kc: KubeConfig; path: string } {
   const kc = new KubeConfig();
   const path = config.existing.kubeconfig;
   try {
@@ -50,17 +53,31 @@ function kubeconfigFrom(config: Config): { kc: KubeConfig; path: string } {
   return { kc, path: path ?? join(process.env.HOME ?? "", ".kube", "config") };
 }
 
-export async function attachExistingTarget(config: Config): Promise<StartedExistingTarget> {
+/**
+ * @param o.preflight only check what can be checked before the run (kubeconfig, cluster, an
+ *   external Vault and its token; with `--vault process` the binary is provisioned, not started).
+ */
+export async function attachExistingTarget(config: Config, o: { preflight?: boolean } = {}): Promise<StartedExistingTarget> {
   const started = Date.now();
-  const { vaultAddr, vaultToken, vaultCACert } = config.existing;
-  if (!vaultAddr || !vaultToken)
-    throw new UsageError("the existing target needs VAULT_ADDR and VAULT_TOKEN (a token allowed to manage auth mounts and policies)");
+  const startVault = config.vault.mode === "process";
+  let { vaultAddr, vaultToken } = config.existing;
+  const { vaultCACert } = config.existing;
+  if (!startVault && (!vaultAddr || !vaultToken))
+    throw new UsageError(
+      "the existing target needs VAULT_ADDR and VAULT_TOKEN (a token allowed to manage auth mounts and policies), or --vault process to start a throwaway dev Vault",
+    );
   registerSecret(vaultToken);
   const { kc, path } = kubeconfigFrom(config);
   const cluster = kc.getCurrentCluster()!;
-  const runId = newRunId();
+  const runId = process.env.VKC_RUN_ID || newRunId();
   const t = new Teardown(`existing target ${runId}`).tieToSignals();
+  const logs: Record<string, string> = {};
   try {
+    const work = await mkdtemp(join(tmpdir(), `${runId}-`));
+    await chmod(work, 0o700);
+    t.defer("remove work dir", () => rm(work, { recursive: true, force: true }));
+    const artifactsDir = join(config.reportsDir, "artifacts", runId);
+
     // Kubernetes reachable, and its version.
     const kubeGet = (p: string) => rawGet(kc, p);
     const version = await kubeGet("/version").catch((err) => {
@@ -77,9 +94,36 @@ export async function attachExistingTarget(config: Config): Promise<StartedExist
     const discovery = await kubeGet("/.well-known/openid-configuration").catch(() => undefined);
     const issuer = discovery?.status === 200 ? String(discovery.body.issuer ?? "") : "";
 
+    if (startVault && o.preflight) {
+      await provisionVault(config);
+      await t.run();
+      return { info: undefined as unknown as TargetInfo, startupMs: 0, stop: () => t.run(), [Symbol.asyncDispose]: () => t.run() };
+    }
+    if (startVault) {
+      // A throwaway dev Vault on this machine, pointed at the cluster; gone with the run.
+      const bin = await provisionVault(config);
+      vaultToken = registerSecret(`vkc-root-${randomBytes(18).toString("base64url")}`);
+      const name = config.flavor === "openbao" ? "openbao" : "vault";
+      logs[name] = join(artifactsDir, "logs", `${name}.log`);
+      const started = await startDevVault({
+        flavor: config.flavor,
+        bin,
+        work,
+        logDir: join(artifactsDir, "logs"),
+        token: vaultToken,
+        timeout: 60_000,
+        startProcess: async (spec) => {
+          const p = await StartedProcess.start(spec);
+          t.defer(`stop ${spec.name}`, () => p.stop());
+          return p;
+        },
+      });
+      vaultAddr = started.address;
+      log.info("existing", `${runId}: started ${config.flavor} ${started.version} dev server at ${vaultAddr}`);
+    }
     // Vault reachable, unsealed, and the token valid.
     const caCert = vaultCACert ? await readFile(vaultCACert, "utf8") : undefined;
-    const vault = new VaultClient({ address: vaultAddr, token: vaultToken, caCert, timeoutMs: 10_000 });
+    const vault = new VaultClient({ address: vaultAddr!, token: vaultToken!, caCert, timeoutMs: 10_000 });
     const health = await vault.read<{ version?: string; sealed?: boolean }>("sys/health").catch((err) => {
       throw new HarnessError(`cannot reach Vault at ${vaultAddr}: ${errorMessage(err)}`, { exitCode: 2 });
     });
@@ -88,11 +132,8 @@ export async function attachExistingTarget(config: Config): Promise<StartedExist
     if (self.status !== 200)
       throw new HarnessError(`VAULT_TOKEN is not valid for ${vaultAddr} (lookup-self: HTTP ${self.status})`, { exitCode: 2 });
 
-    const work = await mkdtemp(join(tmpdir(), `${runId}-`));
-    await chmod(work, 0o700);
-    t.defer("remove work dir", () => rm(work, { recursive: true, force: true }));
     const tokenFile = join(work, "vault-token");
-    await writeFile(tokenFile, vaultToken, { mode: 0o600 });
+    await writeFile(tokenFile, vaultToken!, { mode: 0o600 });
     let caFile: string | undefined;
     if (caCert) {
       caFile = join(work, "vault-ca.crt");
@@ -120,10 +161,17 @@ export async function attachExistingTarget(config: Config): Promise<StartedExist
         apiAudiences: [],
         version: kubeVersion,
       },
-      vault: { address: vaultAddr, tokenFile, ...(caFile ? { caCertFile: caFile } : {}), flavor: config.flavor, version: vaultVersion },
+      vault: {
+        address: vaultAddr!,
+        tokenFile,
+        ...(caFile ? { caCertFile: caFile } : {}),
+        flavor: config.flavor,
+        version: vaultVersion,
+        ...(startVault ? { outsideCluster: true } : {}),
+      },
       versions: { kubernetes: kubeVersion, [config.flavor]: vaultVersion },
-      artifactsDir: join(config.reportsDir, "artifacts", runId),
-      logs: {},
+      artifactsDir,
+      logs,
     };
     log.info(
       "existing",

@@ -119,7 +119,7 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
       return p;
     };
 
-    const vaultPromise = startVault({ flavor, bin: opts.binaries.vault, work, logDir, token: vaultToken, timeout, startProcess });
+    const vaultPromise = startDevVault({ flavor, bin: opts.binaries.vault, work, logDir, token: vaultToken, timeout, startProcess });
     // Avoid an unhandled rejection while the control plane starts; awaited below.
     vaultPromise.catch(() => undefined);
 
@@ -288,7 +288,8 @@ async function writePki(dir: string, pki: Pki) {
   };
 }
 
-async function startVault(o: {
+/** A Vault (or OpenBao) dev server on 127.0.0.1 with the given root token; also used by the existing target. */
+export async function startDevVault(o: {
   flavor: Flavor;
   bin: string;
   work: string;

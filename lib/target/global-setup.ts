@@ -1,3 +1,5 @@
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { loadConfig } from "../config.ts";
 import { describeError, HarnessError } from "../errors.ts";
@@ -41,6 +43,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("fixturesDir", config.fixturesDir);
   project.provide("slow", config.slow);
   return async () => {
+    // Failed cases leave diagnostics bundles; then let the provider add its own (kind's logs).
+    if (target?.onFailure && (await readdir(join(info.artifactsDir, "diagnostics")).catch(() => [])).length > 0) {
+      await target.onFailure();
+    }
     await target?.stop();
   };
 }

@@ -12,6 +12,8 @@ export interface StartedTarget extends AsyncDisposable {
   stop(): Promise<void>;
   /** A component that died since start (local target), for failure messages. */
   deadComponent?(): { name: string; logFile: string } | undefined;
+  /** Called once after a run with failed cases, before stop (kind: export the cluster's logs). */
+  onFailure?(): Promise<void>;
 }
 
 export function componentsFor(config: Pick<Config, "flavor">): Component[] {
@@ -42,6 +44,21 @@ export async function provisionLocal(config: Config, signal?: AbortSignal) {
   };
 }
 
+/** Only the Vault (or OpenBao) binary: the existing target with `--vault process`. */
+export async function provisionVault(config: Config): Promise<string> {
+  const { provision } = await import("../binaries/index.ts");
+  const c: Component = config.flavor === "openbao" ? "bao" : "vault";
+  const bins = await provision([c], {
+    cacheDir: config.cacheDir,
+    overrides: config.overrides,
+    offline: config.offline,
+    noBuild: config.noBuild,
+  });
+  const b = bins[c];
+  if (!b) throw new HarnessError(`provisioning returned no ${c}`);
+  return b.path;
+}
+
 /**
  * Before vitest starts: provision the local target's binaries (with progress), or check that an
  * existing cluster and Vault are reachable and usable, so that bad input is one clear line and
@@ -50,8 +67,15 @@ export async function provisionLocal(config: Config, signal?: AbortSignal) {
 export async function preflight(config: Config): Promise<void> {
   if (process.env.VKC_TARGET_INFO) return;
   if (config.target === "local") await provisionLocal(config);
-  if (config.target === "existing") await (await attachExistingTarget(config)).stop();
-  if (config.target === "kind") await startTarget(config);
+  if (config.target === "existing") await (await attachExistingTarget(config, { preflight: true })).stop();
+  if (config.target === "kind") {
+    const { requireKindTools } = await import("../providers/kind.ts");
+    const { nodeImageFor, vaultImageFor } = await import("../providers/kind-plan.ts");
+    // Flags first: a bad --kube-version is bad input whatever the machine has.
+    nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
+    vaultImageFor(config.flavor, config.vault.image);
+    await requireKindTools(await kindDeps(config));
+  }
 }
 
 /**
@@ -64,13 +88,29 @@ export async function startTarget(config: Config, extra: Partial<LocalTargetOpti
       const binaries = await provisionLocal(config);
       return startLocalTarget({ config, binaries, ...extra });
     }
-    case "kind":
-      throw new HarnessError("the kind target is not available yet in this version (it needs Docker and kind); use --target local", {
-        exitCode: 2,
-      });
+    case "kind": {
+      const { startKindTarget } = await import("../providers/kind.ts");
+      return startKindTarget(config, await kindDeps(config));
+    }
     case "existing":
       return attachExistingTarget(config);
   }
+}
+
+/** The kind CLI the node image was built for: KIND_BIN, the cache, PATH, or installed with Go into the cache. */
+async function kindDeps(config: Config) {
+  const { defaultKindDeps, requireContainerEngine } = await import("../providers/kind.ts");
+  // No Docker: say so before spending a minute installing kind.
+  await requireContainerEngine(defaultKindDeps());
+  const { loadKindPins, nodeImageFor } = await import("../providers/kind-plan.ts");
+  const { resolveKind } = await import("../binaries/kindcli.ts");
+  const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
+  const version = node.kind ?? loadKindPins().kind;
+  const kind = await resolveKind({ cacheDir: config.cacheDir, version, install: !config.noBuild }).catch((err) => {
+    if (err instanceof HarnessError) throw err;
+    throw new HarnessError(`cannot install kind ${version}: ${(err as Error).message}`, { exitCode: 2 });
+  });
+  return defaultKindDeps(kind?.path ?? "kind");
 }
 
 export async function readTargetInfo(path: string): Promise<TargetInfo> {

@@ -25,11 +25,36 @@ describe("command-line errors", () => {
       {},
       'error: target (VKC_TARGET / --target) must be one of local, kind, existing (got "minikube")',
     ],
+    // This machine has no Docker: the kind target says so and what to do instead, before installing kind.
     [
       "env-up.ts",
       [],
-      { VKC_TARGET: "kind" },
-      "error: the kind target is not available yet in this version (it needs Docker and kind); use --target local",
+      { VKC_TARGET: "kind", PATH: "/usr/bin:/bin" },
+      "error: the kind target needs docker, which is not on PATH: install Docker (or Podman with KIND_EXPERIMENTAL_PROVIDER=podman), or use --target local (no Docker needed)",
+    ],
+    [
+      "conformance.ts",
+      ["--target", "kind"],
+      { DOCKER_HOST: "unix:///nonexistent/docker.sock" },
+      "error: docker is installed but not usable (docker info: Cannot connect to the Docker daemon at unix:///nonexistent/docker.sock. Is the docker daemon running?): start it, or use --target local",
+    ],
+    [
+      "conformance.ts",
+      ["--target", "kind", "--kube-version", "1.29"],
+      {},
+      "error: no kind node image is pinned for Kubernetes 1.29 (pinned: 1.37, 1.36, 1.35, 1.34, 1.23); pass a full version such as 1.29.0 or --node-image",
+    ],
+    [
+      "conformance.ts",
+      ["--target", "kind", "--vault", "process"],
+      {},
+      'error: --vault (VKC_VAULT) for the kind target must be one of container, in-cluster (got "process")',
+    ],
+    [
+      "conformance.ts",
+      ["--keep"],
+      {},
+      "error: --keep (VKC_KEEP) applies to the kind target; for a local target that stays up, use npm run env:up",
     ],
     ["env-down.ts", ["--file"], {}, "error: --file needs a value (FILE)"],
   ])("%s %j -> exit 2 and one line", (scriptName, args, env, line) => {

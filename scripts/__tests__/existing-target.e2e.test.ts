@@ -7,7 +7,9 @@ import { Kube, RUN_LABEL } from "../../lib/kube/client.ts";
 import type { RunResults } from "../../lib/report/reporter.ts";
 import type { TargetInfo } from "../../lib/target/info.ts";
 import { VaultClient } from "../../lib/vault/client.ts";
-import { script, waitForOutput } from "./helpers.ts";
+import { writeFile } from "node:fs/promises";
+import { adminKubeconfig } from "../../lib/kube/kubeconfig.ts";
+import { liveProcesses, script, waitForOutput } from "./helpers.ts";
 
 // --target existing must not know the difference between a managed cluster and a local target:
 // the full suites pass through it, and everything they create is gone afterwards.
@@ -48,6 +50,8 @@ describe("--target existing against a running local target", () => {
     expect(results.target).toBe("existing");
     expect(results.totals.failed).toBe(0);
     expect(results.totals.passed).toBeGreaterThanOrEqual(45);
+    // The plan was printed before anything was created, with the run id the run then used.
+    expect(run.output()).toContain(`plan of run ${results.runId}: 8 suites`);
     // Namespaces are deleted (possibly still terminating), bindings gone, Vault as before.
     const selector = `${RUN_LABEL}=${results.runId}`;
     const namespaces = await kube.core.listNamespace({ labelSelector: selector });
@@ -56,6 +60,80 @@ describe("--target existing against a running local target", () => {
     expect(bindings.items.map((b) => b.metadata?.name)).toEqual([]);
     expect(Object.keys((await vault.read("sys/auth")).body.data).sort()).toEqual(mountsBefore);
     expect((await vault.list("sys/policies/acl")).body.data.keys.sort()).toEqual(policiesBefore);
+  });
+
+  it("--dry-run prints the plan and the permission checks, and creates nothing", async () => {
+    const kube = Kube.fromFile(info.kube.kubeconfigPath);
+    const vault = new VaultClient({ address: info.vault.address, token });
+    const namespacesBefore = (await kube.core.listNamespace()).items.map((n) => n.metadata?.name).sort();
+    const mountsBefore = Object.keys((await vault.read("sys/auth")).body.data).sort();
+    const run = script("conformance.ts", ["--target", "existing", "--dry-run", "--reports", join(dir, "dry")], {
+      KUBECONFIG: info.kube.kubeconfigPath,
+      VAULT_ADDR: info.vault.address,
+      VAULT_TOKEN: token,
+    });
+    expect(await run.exited, run.output()).toBe(0);
+    expect(run.output()).toMatch(/plan of run vkc-\S+: 8 suites/);
+    expect(run.output()).toContain("ClusterRoleBindings role-tokenreview-binding-<suffix> of ServiceAccount vault-auth");
+    expect(run.output()).toContain("ok   bind clusterrole system:auth-delegator");
+    expect(run.output()).toContain("ok   enable/disable auth mounts (sys/auth)");
+    expect(run.output()).toContain("dry run: nothing created; the credentials allow all 13 operations the run needs");
+    expect(run.output()).not.toContain(token);
+    // (namespaces of the previous test may still be terminating: only look for new ones)
+    const namespacesAfter = (await kube.core.listNamespace()).items.map((n) => n.metadata?.name);
+    expect(namespacesAfter.filter((n) => !namespacesBefore.includes(n))).toEqual([]);
+    expect(Object.keys((await vault.read("sys/auth")).body.data).sort()).toEqual(mountsBefore);
+  });
+
+  it("--dry-run with credentials that may not do it names each missing permission and exits 1", async () => {
+    // A ServiceAccount without RBAC on the cluster, a token with only the default policy in Vault.
+    const kube = Kube.fromFile(info.kube.kubeconfigPath);
+    const vault = new VaultClient({ address: info.vault.address, token });
+    const ns = `dry-${Date.now()}`;
+    await kube.createNamespace(ns, "dry-run-test");
+    try {
+      await kube.createServiceAccount(ns, "nobody");
+      const saToken = await kube.requestToken(ns, "nobody");
+      const kubeconfig = join(dir, "nobody.kubeconfig");
+      await writeFile(
+        kubeconfig,
+        adminKubeconfig({ name: "nobody", server: info.kube.server, caCert: info.kube.caCertForVault, token: saToken }),
+        { mode: 0o600 },
+      );
+      const limited = (await vault.write("auth/token/create", { policies: ["default"], ttl: "5m" })).body.auth.client_token as string;
+      const run = script("conformance.ts", ["--target", "existing", "--dry-run", "--reports", join(dir, "dry2")], {
+        KUBECONFIG: kubeconfig,
+        VAULT_ADDR: info.vault.address,
+        VAULT_TOKEN: limited,
+      });
+      expect(await run.exited, run.output()).toBe(1);
+      expect(run.output()).toContain("DENY create namespaces");
+      expect(run.output()).toContain("DENY create clusterrolebindings");
+      expect(run.output()).toMatch(/DENY enable\/disable auth mounts \(sys\/auth\) \(capabilities on sys\/auth\/\S+: deny\)/);
+      expect(run.output()).toMatch(/dry run: 1[0-9] of 13 permissions missing; a real run would fail/);
+      expect(run.output()).not.toContain(limited);
+    } finally {
+      await kube.deleteNamespace(ns);
+    }
+  });
+
+  it("--vault process: the harness starts its own dev Vault pointed at the cluster, and stops it", async () => {
+    const devVaults = () => liveProcesses("-dev-root-token-id=");
+    const before = devVaults();
+    const reports = join(dir, "own-vault");
+    const run = script("conformance.ts", ["--target", "existing", "--vault", "process", "--reports", reports, "smoke", "login-accepted"], {
+      KUBECONFIG: info.kube.kubeconfigPath,
+      VAULT_ADDR: "",
+      VAULT_TOKEN: "",
+      VKC_FLAVOR: info.flavor,
+    });
+    expect(await run.exited, run.output().slice(-3000)).toBe(0);
+    expect(run.output()).toMatch(/started (vault|openbao) \S+ dev server at http:\/\/127\.0\.0\.1:\d+/);
+    const results = JSON.parse(readFileSync(join(reports, "results.json"), "utf8")) as RunResults;
+    expect(results.target).toBe("existing");
+    expect(results.totals.failed).toBe(0);
+    expect(results.totals.passed).toBeGreaterThanOrEqual(10);
+    expect(devVaults().filter((p) => !before.includes(p))).toEqual([]);
   });
 
   it.each([

@@ -1,0 +1,338 @@
+import { existsSync, statSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { loadAllYaml, loadYaml, type KubernetesObject } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../config.ts";
+import { UsageError } from "../../errors.ts";
+import { redact } from "../../redact.ts";
+import {
+  inClusterVaultManifests,
+  kindArgs,
+  kindClusterConfig,
+  loadKindPins,
+  nodeImageFor,
+  parseInternalKubeconfig,
+  vaultContainerSpec,
+  vaultImageFor,
+  type KindPins,
+} from "../kind-plan.ts";
+import { requireKindTools, startKindTarget, type KindDeps } from "../kind.ts";
+
+// Plumbing of the kind target, without Docker: images, cluster config, command lines, the
+// internal address, cleanup order, and the errors for missing tools. Docker itself is only
+// exercised where it exists (GitHub Actions runs --target kind for real).
+
+const PINS: KindPins = {
+  kind: "v0.99.0",
+  nodeImages: {
+    "1.35": "kindest/node:v1.35.1@sha256:aaaa",
+    "1.34": "kindest/node:v1.34.3@sha256:bbbb",
+  },
+  legacyNodeImages: { "1.23": { image: "kindest/node:v1.23.17@sha256:cccc", kind: "v0.20.0" } },
+  vaultImages: { vault: ["hashicorp/vault:1.21.1", "hashicorp/vault:1.20.4"], openbao: ["quay.io/openbao/openbao:2.4.1"] },
+};
+
+const CA = "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAKHHIG\n-----END CERTIFICATE-----\n";
+const internalKubeconfig = (name: string) => `apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: ${Buffer.from(CA).toString("base64")}
+    server: https://${name}-control-plane:6443
+  name: kind-${name}
+contexts:
+- context: {cluster: kind-${name}, user: kind-${name}}
+  name: kind-${name}
+current-context: kind-${name}
+users:
+- name: kind-${name}
+  user: {token: abc}
+`;
+
+describe("node and Vault images", () => {
+  it("picks the newest pinned node image by default, and a minor's pinned image", () => {
+    expect(nodeImageFor({}, PINS)).toEqual({ image: "kindest/node:v1.35.1@sha256:aaaa", kubeVersion: "1.35.1", pinned: true });
+    expect(nodeImageFor({ kubeVersion: "1.34" }, PINS).image).toBe("kindest/node:v1.34.3@sha256:bbbb");
+    expect(nodeImageFor({ kubeVersion: "v1.34.3" }, PINS).pinned).toBe(true);
+  });
+  it("an older minor names the kind release it needs", () => {
+    expect(nodeImageFor({ kubeVersion: "1.23" }, PINS)).toMatchObject({ kubeVersion: "1.23.17", kind: "v0.20.0", pinned: true });
+  });
+  it("a patch that is not pinned uses the plain tag, unpinned; an unknown minor without patch is an error", () => {
+    expect(nodeImageFor({ kubeVersion: "1.34.0" }, PINS)).toEqual({ image: "kindest/node:v1.34.0", kubeVersion: "1.34.0", pinned: false });
+    expect(() => nodeImageFor({ kubeVersion: "1.29" }, PINS)).toThrow(/no kind node image is pinned for Kubernetes 1.29/);
+    expect(() => nodeImageFor({ kubeVersion: "latest" }, PINS)).toThrow(UsageError);
+  });
+  it("an explicit image wins", () => {
+    expect(nodeImageFor({ image: "registry.example/node:v1.33.2", kubeVersion: "1.35" }, PINS)).toEqual({
+      image: "registry.example/node:v1.33.2",
+      kubeVersion: "1.33.2",
+      pinned: false,
+    });
+  });
+  it("Vault images per flavor, overridable", () => {
+    expect(vaultImageFor("vault", undefined, PINS)).toBe("hashicorp/vault:1.21.1");
+    expect(vaultImageFor("openbao", undefined, PINS)).toBe("quay.io/openbao/openbao:2.4.1");
+    expect(vaultImageFor("vault", "hashicorp/vault:1.19.0", PINS)).toBe("hashicorp/vault:1.19.0");
+  });
+  it("the project's pins are complete: every node image has a digest, each flavor an image", () => {
+    const pins = loadKindPins();
+    expect(Object.keys(pins.nodeImages).length).toBeGreaterThanOrEqual(4);
+    for (const image of Object.values(pins.nodeImages)) expect(image).toMatch(/^kindest\/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}$/);
+    for (const { image } of Object.values(pins.legacyNodeImages)) expect(image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(pins.vaultImages.vault.length).toBeGreaterThanOrEqual(2);
+    expect(pins.vaultImages.openbao.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("kind cluster config", () => {
+  it("without a custom issuer: one control-plane node with the image and no kubeadm patches", () => {
+    const cfg = loadYaml<Record<string, any>>(kindClusterConfig({ name: "vkc-1", image: "kindest/node:v1.35.1" }));
+    expect(cfg).toEqual({
+      kind: "Cluster",
+      apiVersion: "kind.x-k8s.io/v1alpha4",
+      name: "vkc-1",
+      nodes: [{ role: "control-plane", image: "kindest/node:v1.35.1" }],
+    });
+  });
+  it("a custom issuer and audiences go to the API server through one unversioned kubeadm patch (kind converts it per version)", () => {
+    const cfg = loadYaml<Record<string, any>>(
+      kindClusterConfig({ name: "vkc-1", image: "i", issuer: "https://oidc.example/id/1", apiAudiences: ["vault", "api"] }),
+    );
+    const patches = (cfg.kubeadmConfigPatches as string[]).map((p) => loadYaml<Record<string, any>>(p));
+    expect(patches).toEqual([
+      {
+        kind: "ClusterConfiguration",
+        apiServer: { extraArgs: { "service-account-issuer": "https://oidc.example/id/1", "api-audiences": "vault,api" } },
+      },
+    ]);
+  });
+  it("kind's default issuer needs no patch; an in-cluster Vault gets a loopback port mapping", () => {
+    const cfg = loadYaml<Record<string, any>>(
+      kindClusterConfig({
+        name: "n",
+        image: "i",
+        issuer: "https://kubernetes.default.svc.cluster.local",
+        portMapping: { hostPort: 41234, nodePort: 30820 },
+      }),
+    );
+    expect(cfg.kubeadmConfigPatches).toBeUndefined();
+    expect(cfg.nodes[0].extraPortMappings).toEqual([
+      { containerPort: 30820, hostPort: 41234, listenAddress: "127.0.0.1", protocol: "TCP" },
+    ]);
+  });
+});
+
+describe("kind command lines and the internal address", () => {
+  it("create writes the kubeconfig to the run's directory, never the user's default", () => {
+    expect(kindArgs.create({ name: "vkc-1", image: "img", configFile: "/w/kind.yaml", kubeconfig: "/w/kubeconfig" })).toEqual([
+      "create",
+      "cluster",
+      "--name",
+      "vkc-1",
+      "--image",
+      "img",
+      "--config",
+      "/w/kind.yaml",
+      "--kubeconfig",
+      "/w/kubeconfig",
+      "--wait",
+      "180s",
+    ]);
+    expect(kindArgs.delete("vkc-1", "/w/kubeconfig")).toEqual(["delete", "cluster", "--name", "vkc-1", "--kubeconfig", "/w/kubeconfig"]);
+    expect(kindArgs.internalKubeconfig("vkc-1")).toEqual(["get", "kubeconfig", "--internal", "--name", "vkc-1"]);
+    expect(kindArgs.exportLogs("vkc-1", "/r/kind-logs")).toEqual(["export", "logs", "/r/kind-logs", "--name", "vkc-1"]);
+  });
+  it("Vault on kind's network reaches the API server at the control plane's internal name, with the kubeconfig's CA", () => {
+    expect(parseInternalKubeconfig(internalKubeconfig("vkc-1"))).toEqual({ server: "https://vkc-1-control-plane:6443", caPem: CA });
+  });
+  it("an unreadable internal kubeconfig is a clear error", () => {
+    expect(() => parseInternalKubeconfig("not: [a kubeconfig")).toThrow(/kind printed a kubeconfig that cannot be read/);
+    expect(() => parseInternalKubeconfig("apiVersion: v1\nkind: Config\n")).toThrow(/no current cluster/);
+  });
+});
+
+describe("Vault container and in-cluster manifests", () => {
+  it("a dev server on 0.0.0.0:8200 on kind's network, labelled with the run", () => {
+    const spec = vaultContainerSpec({ image: "quay.io/openbao/openbao:2.4.1", flavor: "openbao", token: "t0k", runId: "vkc-x" });
+    expect(spec).toMatchObject({ entrypoint: ["bao"], network: "kind", port: 8200, labels: { "vault-k8s-conformance/run": "vkc-x" } });
+    expect(spec.command).toEqual(["server", "-dev", "-dev-root-token-id=t0k", "-dev-listen-address=0.0.0.0:8200", "-dev-no-store-token"]);
+    expect(vaultContainerSpec({ image: "hashicorp/vault:1.21.1", flavor: "vault", token: "t", runId: "r" }).entrypoint).toEqual(["vault"]);
+  });
+  it("in-cluster: Vault's own ServiceAccount may review tokens; the Service is a NodePort; all labelled", () => {
+    const objs = inClusterVaultManifests({
+      namespace: "vkc-vault-1",
+      image: "hashicorp/vault:1.21.1",
+      flavor: "vault",
+      token: "t",
+      runId: "vkc-r",
+    });
+    expect(objs.map((o) => o.kind)).toEqual(["Namespace", "ServiceAccount", "ClusterRoleBinding", "Deployment", "Service"]);
+    for (const o of objs) expect(o.metadata?.labels?.["vault-k8s-conformance/run"]).toBe("vkc-r");
+    const crb = objs[2] as any;
+    expect(crb.roleRef.name).toBe("system:auth-delegator");
+    expect(crb.subjects).toEqual([{ kind: "ServiceAccount", name: "vault", namespace: "vkc-vault-1" }]);
+    const deploy = objs[3] as any;
+    expect(deploy.spec.template.spec.serviceAccountName).toBe("vault");
+    expect((objs[4] as any).spec).toMatchObject({ type: "NodePort", ports: [{ port: 8200, nodePort: 30820 }] });
+  });
+});
+
+/** Fake kind/docker/testcontainers that record what the provider asks of them. */
+function fakeDeps(o: { failAt?: string; missing?: string } = {}) {
+  const calls: string[] = [];
+  const applied: KubernetesObject[] = [];
+  const deps: KindDeps = {
+    kind: "kind",
+    async exec(cmd, args) {
+      const line = `${cmd} ${args.join(" ")}`;
+      calls.push(line);
+      if (o.missing === cmd) throw Object.assign(new Error(`${cmd}: not found`), { code: "ENOENT" });
+      if (o.failAt && line.startsWith(o.failAt)) throw new Error(`${o.failAt} failed`);
+      if (args[0] === "version") return "kind v0.99.0 go1.26 linux/amd64";
+      if (args[0] === "create") {
+        const kc = args[args.indexOf("--kubeconfig") + 1]!;
+        await writeFile(
+          kc,
+          internalKubeconfig(args[args.indexOf("--name") + 1]!).replace(/https:\/\/[^\n]*:6443/, "https://127.0.0.1:40001"),
+        );
+      }
+      if (args[0] === "get") return internalKubeconfig(args[args.indexOf("--name") + 1]!);
+      return "";
+    },
+    execSync(cmd, args) {
+      calls.push(`sync ${cmd} ${args.join(" ")}`);
+    },
+    async startContainer(spec) {
+      calls.push(`container start ${spec.image} network=${spec.network}`);
+      if (o.failAt === "container") throw new Error("container did not start");
+      return { id: "c0ffee1234567890", address: "http://localhost:49153", stop: async () => void calls.push("container stop") };
+    },
+    async applyObjects(_kc, objs) {
+      calls.push(`apply ${objs.map((x) => x.kind).join(",")}`);
+      applied.push(...objs);
+    },
+    async clusterFacts() {
+      return { version: "v1.35.1", issuer: "https://kubernetes.default.svc.cluster.local" };
+    },
+    async vaultReady(address) {
+      calls.push(`vault ready ${address}`);
+      return "1.21.1";
+    },
+  };
+  return { deps, calls, applied };
+}
+
+const kindConfig = (env: Record<string, string> = {}) =>
+  loadConfig({ VKC_TARGET: "kind", VKC_REPORTS_DIR: "/tmp/vkc-kind-unit-reports", HOME: "/tmp", ...env }, "/tmp");
+
+describe("startKindTarget (fake kind, docker and testcontainers)", () => {
+  it("creates the cluster, starts Vault on kind's network, and tears down in reverse: container, cluster, work dir", async () => {
+    const { deps, calls } = fakeDeps();
+    const t = await startKindTarget(kindConfig(), deps);
+    const name = t.info.runId;
+    expect(calls.slice(0, 2)).toEqual(["docker info --format {{.ServerVersion}}", "kind version"]);
+    expect(calls[2]).toMatch(
+      new RegExp(`^kind create cluster --name ${name} --image kindest/node:v[\\d.]+@sha256:[0-9a-f]{64} --config /`),
+    );
+    expect(calls[3]).toBe(`kind get kubeconfig --internal --name ${name}`);
+    expect(calls[4]).toMatch(/^container start hashicorp\/vault:\S+ network=kind$/);
+    expect(t.info).toMatchObject({
+      target: "kind",
+      flavor: "vault",
+      kube: {
+        server: "https://127.0.0.1:40001",
+        hostForVault: `https://${name}-control-plane:6443`,
+        caCertForVault: CA,
+        context: `kind-${name}`,
+      },
+      vault: { address: "http://localhost:49153", version: "1.21.1", outsideCluster: true },
+    });
+    // Secrets: the token file is 0600 and its content is registered for redaction.
+    expect(statSync(t.info.vault.tokenFile).mode & 0o777).toBe(0o600);
+    const token = (await readFile(t.info.vault.tokenFile, "utf8")).trim();
+    expect(redact(`token ${token}`)).not.toContain(token);
+    const work = t.info.kube.kubeconfigPath.replace(/\/kubeconfig$/, "");
+    calls.length = 0;
+    await t.stop();
+    expect(calls).toEqual(["container stop", `kind delete cluster --name ${name} --kubeconfig ${work}/kubeconfig`]);
+    expect(existsSync(work)).toBe(false);
+  });
+
+  it("a Vault that fails to start still deletes the cluster it created", async () => {
+    const { deps, calls } = fakeDeps({ failAt: "container" });
+    await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(/container did not start/);
+    expect(calls.at(-1)).toMatch(/^kind delete cluster --name vkc-/);
+  });
+
+  it("a failing kind create still runs kind delete (a half-created cluster is removed)", async () => {
+    const { deps, calls } = fakeDeps({ failAt: "kind create" });
+    await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(/kind create failed/);
+    expect(calls.at(-1)).toMatch(/^kind delete cluster/);
+  });
+
+  it("in-cluster Vault: applies the manifests, reaches Vault through the mapped port, Vault uses the in-cluster host", async () => {
+    const { deps, calls } = fakeDeps();
+    const t = await startKindTarget(kindConfig({ VKC_VAULT: "in-cluster", VKC_FLAVOR: "openbao" }), deps);
+    expect(calls).toContain("apply Namespace,ServiceAccount,ClusterRoleBinding,Deployment,Service");
+    expect(calls.some((c) => c.startsWith("container start"))).toBe(false);
+    expect(t.info.vault.address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(t.info.kube.hostForVault).toBe("https://kubernetes.default.svc");
+    expect(t.info.vault.outsideCluster).toBe(false);
+    const cfg = loadAllYaml(await readFile(t.info.kube.kubeconfigPath.replace(/kubeconfig$/, "kind-config.yaml"), "utf8"))[0] as Record<
+      string,
+      any
+    >;
+    expect(cfg.nodes[0].extraPortMappings[0].hostPort).toBe(Number(t.info.vault.address.split(":").at(-1)));
+    await t.stop();
+  });
+
+  it("--keep keeps cluster and container and says how to remove them", async () => {
+    const { deps, calls } = fakeDeps();
+    const t = await startKindTarget(kindConfig({ VKC_KEEP: "1" }), deps);
+    const work = t.info.kube.kubeconfigPath.replace(/\/kubeconfig$/, "");
+    calls.length = 0;
+    await t.stop();
+    expect(calls).toEqual([]);
+    expect(existsSync(work)).toBe(true);
+    await import("node:fs/promises").then((fs) => fs.rm(work, { recursive: true, force: true }));
+  });
+
+  it("after a failed run, kind export logs goes to the run's artifacts", async () => {
+    const { deps, calls } = fakeDeps();
+    const t = await startKindTarget(kindConfig(), deps);
+    await t.onFailure();
+    expect(calls.at(-1)).toBe(`kind export logs ${t.info.artifactsDir}/kind-logs --name ${t.info.runId}`);
+    await t.stop();
+  });
+});
+
+describe("missing tools", () => {
+  it("no kind on PATH -> says to install kind or use --target local", async () => {
+    const { deps } = fakeDeps({ missing: "kind" });
+    await expect(requireKindTools(deps)).rejects.toThrow(
+      /needs the kind CLI, which is not on PATH: install kind v0\.33\.0 .*, set KIND_BIN, or use --target local/,
+    );
+  });
+  it("no docker -> says to install Docker or use --target local; podman is honoured", async () => {
+    const { deps } = fakeDeps({ missing: "docker" });
+    await expect(requireKindTools(deps)).rejects.toThrow(/needs docker, which is not on PATH: install Docker .*--target local/);
+    const podman = fakeDeps({ missing: "podman" });
+    await expect(requireKindTools(podman.deps, { KIND_EXPERIMENTAL_PROVIDER: "podman" })).rejects.toThrow(/needs podman/);
+  });
+  it("docker installed but the daemon is down -> says to start it", async () => {
+    const { deps } = fakeDeps({ failAt: "docker info" });
+    await expect(requireKindTools(deps)).rejects.toThrow(/docker is installed but not usable .*start it, or use --target local/);
+  });
+  it("the target never starts anything when a tool is missing", async () => {
+    const { deps, calls } = fakeDeps({ missing: "docker" });
+    await expect(startKindTarget(kindConfig(), deps)).rejects.toBeInstanceOf(UsageError);
+    expect(calls.filter((c) => c.startsWith("kind create"))).toEqual([]);
+  });
+  it("--vault modes are checked per target; --keep is for kind", () => {
+    expect(() => kindConfig({ VKC_VAULT: "process" })).toThrow(
+      /--vault \(VKC_VAULT\) for the kind target must be one of container, in-cluster/,
+    );
+    expect(() => loadConfig({ VKC_KEEP: "1" }, "/tmp")).toThrow(/--keep .* applies to the kind target/);
+  });
+});

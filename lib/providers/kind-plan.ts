@@ -1,0 +1,266 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { dumpYaml, KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { PACKAGE_ROOT, type Flavor } from "../config.ts";
+import { UsageError } from "../errors.ts";
+
+/**
+ * The kind target's plan as data: which node image, which cluster config, which kind commands,
+ * which Vault container or in-cluster manifests. Everything here is pure, so it is unit-tested
+ * without Docker; lib/providers/kind.ts carries the plan out.
+ */
+
+export interface KindPins {
+  /** The kind release the node images were built for (what CI installs). */
+  kind: string;
+  /** Kubernetes minor ("1.35") -> node image pinned by digest, newest first. */
+  nodeImages: Record<string, string>;
+  /** Older node images that need an older kind release, e.g. a pre-1.24 cluster that still auto-creates token Secrets. */
+  legacyNodeImages: Record<string, { image: string; kind: string }>;
+  /** Vault container images per flavor, newest first. */
+  vaultImages: Record<Flavor, string[]>;
+}
+
+let pinsCache: KindPins | undefined;
+export function loadKindPins(file = join(PACKAGE_ROOT, "fixtures", "kind.json")): KindPins {
+  if (pinsCache && file === join(PACKAGE_ROOT, "fixtures", "kind.json")) return pinsCache;
+  const raw = JSON.parse(readFileSync(file, "utf8")) as KindPins & { $comment?: string };
+  delete raw.$comment;
+  pinsCache = raw;
+  return raw;
+}
+
+/**
+ * A Kubernetes version -> kindest/node image. "1.34" picks the pinned image of that minor; a full
+ * "1.34.2" picks the pinned image if it is that patch, else the unpinned tag (a warning is the
+ * caller's business). An explicit image wins.
+ */
+export function nodeImageFor(
+  o: { kubeVersion?: string; image?: string },
+  pins: KindPins = loadKindPins(),
+): { image: string; kubeVersion: string; pinned: boolean; kind?: string } {
+  if (o.image) {
+    const tag = /:v(\d+\.\d+(?:\.\d+)?)/.exec(o.image)?.[1] ?? "unknown";
+    return { image: o.image, kubeVersion: tag, pinned: o.image.includes("@sha256:") };
+  }
+  const all: Record<string, { image: string; kind?: string }> = {
+    ...Object.fromEntries(Object.entries(pins.nodeImages).map(([k, v]) => [k, { image: v }])),
+    ...pins.legacyNodeImages,
+  };
+  const want = (o.kubeVersion ?? Object.keys(pins.nodeImages)[0]!).replace(/^v/, "");
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?$/.exec(want);
+  if (!m) throw new UsageError(`Kubernetes version for kind must look like 1.34 or 1.34.1 (got "${o.kubeVersion}")`);
+  const minor = `${m[1]}.${m[2]}`;
+  const pinned = all[minor];
+  if (pinned) {
+    const pinnedVersion = /:v([\d.]+)/.exec(pinned.image)?.[1] ?? minor;
+    if (!m[3] || pinnedVersion === want)
+      return { image: pinned.image, kubeVersion: pinnedVersion, pinned: true, ...(pinned.kind ? { kind: pinned.kind } : {}) };
+  } else if (!m[3]) {
+    throw new UsageError(
+      `no kind node image is pinned for Kubernetes ${minor} (pinned: ${Object.keys(all).join(", ")}); pass a full version such as ${minor}.0 or --node-image`,
+    );
+  }
+  return { image: `kindest/node:v${want}`, kubeVersion: want, pinned: false };
+}
+
+/** "hashicorp/vault:1.21.1" for a flavor (newest pinned), or the user's image. */
+export function vaultImageFor(flavor: Flavor, image: string | undefined, pins: KindPins = loadKindPins()): string {
+  if (image) return image;
+  const first = pins.vaultImages[flavor]?.[0];
+  if (!first) throw new UsageError(`no container image pinned for ${flavor}: pass --vault-image`);
+  return first;
+}
+
+export interface KindClusterOptions {
+  name: string;
+  image: string;
+  /** --service-account-issuer of the API server; kind's default when absent. */
+  issuer?: string;
+  apiAudiences?: string[];
+  /** Host port on 127.0.0.1 mapped to the node's port `nodePort` (an in-cluster Vault's NodePort). */
+  portMapping?: { hostPort: number; nodePort: number };
+}
+
+/** The default issuer kind clusters have; the local target uses the same by default. */
+export const KIND_DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local";
+
+/**
+ * kind's v1alpha4 cluster config. API server flags go through a kubeadm ClusterConfiguration
+ * patch without an apiVersion and with extraArgs as a map: kind (0.32+) generates kubeadm
+ * v1beta4 for Kubernetes 1.36+ and v1beta3 below, and converts an unversioned map patch to
+ * v1beta4's name/value list itself; a patch naming one apiVersion is silently ignored by the other.
+ */
+export function kindClusterConfig(o: KindClusterOptions): string {
+  const args: Record<string, string> = {};
+  if (o.issuer && o.issuer !== KIND_DEFAULT_ISSUER) args["service-account-issuer"] = o.issuer;
+  if (o.apiAudiences?.length) args["api-audiences"] = o.apiAudiences.join(",");
+  const patches = Object.keys(args).length ? [dumpYaml({ kind: "ClusterConfiguration", apiServer: { extraArgs: args } })] : [];
+  const node: Record<string, unknown> = { role: "control-plane", image: o.image };
+  if (o.portMapping) {
+    node.extraPortMappings = [
+      { containerPort: o.portMapping.nodePort, hostPort: o.portMapping.hostPort, listenAddress: "127.0.0.1", protocol: "TCP" },
+    ];
+  }
+  return dumpYaml({
+    kind: "Cluster",
+    apiVersion: "kind.x-k8s.io/v1alpha4",
+    name: o.name,
+    nodes: [node],
+    ...(patches.length ? { kubeadmConfigPatches: patches } : {}),
+  });
+}
+
+/** The kind command lines, one place, so tests can read them. */
+export const kindArgs = {
+  create: (o: { name: string; image: string; configFile: string; kubeconfig: string; waitSeconds?: number }) => [
+    "create",
+    "cluster",
+    "--name",
+    o.name,
+    "--image",
+    o.image,
+    "--config",
+    o.configFile,
+    "--kubeconfig",
+    o.kubeconfig,
+    "--wait",
+    `${o.waitSeconds ?? 180}s`,
+  ],
+  internalKubeconfig: (name: string) => ["get", "kubeconfig", "--internal", "--name", name],
+  exportLogs: (name: string, dir: string) => ["export", "logs", dir, "--name", name],
+  delete: (name: string, kubeconfig: string) => ["delete", "cluster", "--name", name, "--kubeconfig", kubeconfig],
+};
+
+/** What Vault (on kind's docker network) must use to reach the API server, from `kind get kubeconfig --internal`. */
+export function parseInternalKubeconfig(text: string): { server: string; caPem: string } {
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromString(text);
+  } catch (err) {
+    throw new UsageError(`kind printed a kubeconfig that cannot be read: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster?.server) throw new UsageError("kind's internal kubeconfig has no current cluster");
+  if (!cluster.caData) throw new UsageError("kind's internal kubeconfig has no certificate-authority-data");
+  return { server: cluster.server, caPem: Buffer.from(cluster.caData, "base64").toString("utf8") };
+}
+
+export interface VaultContainerSpec {
+  image: string;
+  flavor: Flavor;
+  /** Docker network to join (kind's is "kind"). */
+  network: string;
+  entrypoint: string[];
+  command: string[];
+  env: Record<string, string>;
+  port: number;
+  labels: Record<string, string>;
+}
+
+/**
+ * A dev-mode Vault (or OpenBao) container. The root token goes in on the command line of a
+ * throwaway dev server; it never reaches a log (it is registered as a secret by the caller).
+ */
+export function vaultContainerSpec(o: {
+  image: string;
+  flavor: Flavor;
+  token: string;
+  runId: string;
+  network?: string;
+}): VaultContainerSpec {
+  const bin = o.flavor === "openbao" ? "bao" : "vault";
+  return {
+    image: o.image,
+    flavor: o.flavor,
+    network: o.network ?? "kind",
+    entrypoint: [bin],
+    command: ["server", "-dev", `-dev-root-token-id=${o.token}`, "-dev-listen-address=0.0.0.0:8200", "-dev-no-store-token"],
+    env: { VAULT_DISABLE_MLOCK: "true", BAO_DISABLE_MLOCK: "true", SKIP_SETCAP: "true" },
+    port: 8200,
+    labels: { "vault-k8s-conformance/run": o.runId },
+  };
+}
+
+/** NodePort an in-cluster Vault is published on (inside kind's node; the host port is free-picked). */
+export const IN_CLUSTER_VAULT_NODE_PORT = 30820;
+
+/**
+ * Vault inside the cluster: a namespace, a ServiceAccount bound to system:auth-delegator (so
+ * Vault may review tokens with its own pod token), a dev-mode Deployment and a NodePort Service.
+ * This is the topology where Vault falls back to its pod's CA and JWT.
+ */
+export function inClusterVaultManifests(o: {
+  namespace: string;
+  image: string;
+  flavor: Flavor;
+  token: string;
+  runId: string;
+  nodePort?: number;
+}): KubernetesObject[] {
+  const labels = { "vault-k8s-conformance/run": o.runId, app: "vkc-vault" };
+  const spec = vaultContainerSpec({ image: o.image, flavor: o.flavor, token: o.token, runId: o.runId });
+  return [
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: o.namespace, labels } },
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "vault", namespace: o.namespace, labels } },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: `${o.namespace}-vault-tokenreview`, labels },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:auth-delegator" },
+      subjects: [{ kind: "ServiceAccount", name: "vault", namespace: o.namespace }],
+    } as KubernetesObject,
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "vault", namespace: o.namespace, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: "vkc-vault" } },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: "vault",
+            containers: [
+              {
+                name: "vault",
+                image: o.image,
+                command: spec.entrypoint,
+                args: spec.command,
+                env: Object.entries(spec.env).map(([name, value]) => ({ name, value })),
+                ports: [{ containerPort: 8200, name: "http" }],
+                readinessProbe: { httpGet: { path: "/v1/sys/health", port: 8200 }, periodSeconds: 2 },
+              },
+            ],
+          },
+        },
+      },
+    } as KubernetesObject,
+    {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "vault", namespace: o.namespace, labels },
+      spec: {
+        type: "NodePort",
+        selector: { app: "vkc-vault" },
+        ports: [{ name: "http", port: 8200, targetPort: 8200, nodePort: o.nodePort ?? IN_CLUSTER_VAULT_NODE_PORT }],
+      },
+    } as KubernetesObject,
+  ];
+}
+
+/** Lines that tell the user how to remove what `--keep` kept. */
+export function keepInstructions(o: {
+  clusterName: string;
+  kubeconfig: string;
+  containerId?: string;
+  workDir: string;
+  vaultAddress: string;
+  tokenFile: string;
+}): string[] {
+  return [
+    `kept kind cluster ${o.clusterName} and its Vault at ${o.vaultAddress}`,
+    `  use them:   export KUBECONFIG=${o.kubeconfig} VAULT_ADDR=${o.vaultAddress} VAULT_TOKEN="$(cat ${o.tokenFile})"`,
+    `  remove it:  kind delete cluster --name ${o.clusterName}${o.containerId ? ` && docker rm -f ${o.containerId.slice(0, 12)}` : ""} && rm -rf ${o.workDir}`,
+  ];
+}
