@@ -144,6 +144,8 @@ export async function startKindTarget(config: Config, deps: KindDeps = defaultKi
   const keep = config.keep;
   const timeout = 180_000;
   const t = new Teardown(`kind target ${runId}`).tieToSignals();
+  let clusterCreated = false;
+  let exportLogs = async (): Promise<void> => {};
   try {
     const work = await mkdtemp(join(tmpdir(), `${runId}-`));
     await chmod(work, 0o700);
@@ -155,6 +157,16 @@ export async function startKindTarget(config: Config, deps: KindDeps = defaultKi
       });
     }
     const artifactsDir = join(config.reportsDir, "artifacts", runId);
+    // Into the diagnostics bundle, next to the failed cases' own bundles.
+    exportLogs = async () => {
+      const dir = join(artifactsDir, "diagnostics", "kind-logs");
+      try {
+        await deps.exec(deps.kind, kindArgs.exportLogs(name, dir), { timeoutMs: 180_000 });
+        log.info("kind", `exported cluster logs to ${dir}`);
+      } catch (err) {
+        log.warn("kind", `kind export logs failed: ${errorMessage(err)}`);
+      }
+    };
     const logDir = join(artifactsDir, "logs");
     await mkdir(logDir, { recursive: true });
     const token = registerSecret(`vkc-root-${randomBytes(18).toString("base64url")}`);
@@ -187,6 +199,7 @@ export async function startKindTarget(config: Config, deps: KindDeps = defaultKi
       timeoutMs: 600_000,
       logFile: join(logDir, "kind-create.log"),
     });
+    clusterCreated = true;
     const internal = parseInternalKubeconfig(await deps.exec(deps.kind, kindArgs.internalKubeconfig(name), { timeoutMs: 30_000 }));
 
     let vaultAddress: string;
@@ -241,17 +254,10 @@ export async function startKindTarget(config: Config, deps: KindDeps = defaultKi
       log.warn("kind", `the cluster's discovery document names issuer ${facts.issuer}, not ${config.issuer}`);
     const ms = Date.now() - started;
     log.info("kind", `${runId}: ready in ${formatDuration(ms)}: kubernetes ${facts.version}, ${flavor} ${vaultVersion}`);
-    const exportLogs = async () => {
-      const dir = join(artifactsDir, "kind-logs");
-      try {
-        await deps.exec(deps.kind, kindArgs.exportLogs(name, dir), { timeoutMs: 180_000 });
-        log.info("kind", `exported cluster logs to ${dir}`);
-      } catch (err) {
-        log.warn("kind", `kind export logs failed: ${errorMessage(err)}`);
-      }
-    };
     return new StartedKindTarget(info, t, ms, exportLogs);
   } catch (err) {
+    // The cluster exists but the target did not come up: its logs say why, before it is deleted.
+    if (clusterCreated) await exportLogs();
     await t.run();
     throw err;
   }

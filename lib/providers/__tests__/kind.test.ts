@@ -262,12 +262,15 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
   it("a Vault that fails to start still deletes the cluster it created", async () => {
     const { deps, calls } = fakeDeps({ failAt: "container" });
     await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(/container did not start/);
+    // The cluster's logs are saved first: they say why the target did not come up.
+    expect(calls.at(-2)).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
     expect(calls.at(-1)).toMatch(/^kind delete cluster --name vkc-/);
   });
 
   it("a failing kind create still runs kind delete (a half-created cluster is removed)", async () => {
     const { deps, calls } = fakeDeps({ failAt: "kind create" });
     await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(/kind create failed/);
+    expect(calls.some((c) => c.startsWith("kind export logs"))).toBe(false);
     expect(calls.at(-1)).toMatch(/^kind delete cluster/);
   });
 
@@ -298,11 +301,11 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     await import("node:fs/promises").then((fs) => fs.rm(work, { recursive: true, force: true }));
   });
 
-  it("after a failed run, kind export logs goes to the run's artifacts", async () => {
+  it("after a failed run, kind export logs goes into the diagnostics bundle", async () => {
     const { deps, calls } = fakeDeps();
     const t = await startKindTarget(kindConfig(), deps);
     await t.onFailure();
-    expect(calls.at(-1)).toBe(`kind export logs ${t.info.artifactsDir}/kind-logs --name ${t.info.runId}`);
+    expect(calls.at(-1)).toBe(`kind export logs ${t.info.artifactsDir}/diagnostics/kind-logs --name ${t.info.runId}`);
     await t.stop();
   });
 });
