@@ -21,6 +21,12 @@ export const COMMON_FLAGS: FlagSpec[] = [
   { flag: "--reports", env: "VKC_REPORTS_DIR", value: "DIR", help: "reports directory (default ./reports)" },
   { flag: "--cache-dir", env: "VKC_CACHE_DIR", value: "DIR", help: "binary cache (default ~/.cache/vault-k8s-conformance)" },
   { flag: "--issuer", env: "VKC_ISSUER", value: "URL", help: "local target: the apiserver's --service-account-issuer" },
+  {
+    flag: "--persona",
+    env: "VKC_PERSONA",
+    value: "NAME",
+    help: "local target: apiserver persona from fixtures/personas/ (see npm run matrix)",
+  },
   { flag: "--context", env: "VKC_CONTEXT", value: "NAME", help: "existing target: kubeconfig context" },
   { flag: "--vault", env: "VKC_VAULT", value: "MODE", help: "how Vault runs: kind: container|in-cluster; existing: external|process" },
   { flag: "--vault-image", env: "VKC_VAULT_IMAGE", value: "IMAGE", help: "kind target: Vault or OpenBao container image" },

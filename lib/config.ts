@@ -14,6 +14,7 @@ import { UsageError } from "./errors.ts";
  * | VKC_REPORTS_DIR | where junit.xml, results.json, summary.md and artifacts go | ./reports |
  * | VKC_CACHE_DIR | binary cache | $XDG_CACHE_HOME/vault-k8s-conformance or ~/.cache/vault-k8s-conformance |
  * | VKC_ISSUER | the apiserver's --service-account-issuer (local target) | https://kubernetes.default.svc.cluster.local |
+ * | VKC_PERSONA | local target: a named apiserver setup from <fixtures>/personas/ (issuers, audiences, token lifetimes) | unset |
  * | VKC_OFFLINE=1 | never try release downloads | unset |
  * | VKC_NO_BUILD=1 | never build from Go modules | unset |
  * | VKC_KEEP=1 | keep the target after the run and print how to reach and remove it | unset |
@@ -64,6 +65,8 @@ export interface Config {
   reportsDir: string;
   cacheDir: string;
   issuer: string;
+  /** Local target: a persona name (fixtures/personas/<name>.json). */
+  persona?: string;
   offline: boolean;
   noBuild: boolean;
   keep: boolean;
@@ -130,6 +133,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const mode = oneOf(`--vault (VKC_VAULT) for the ${target} target`, nonEmpty("VKC_VAULT") ?? modes[0]!, modes);
   if (flag(env, "VKC_DRY_RUN") && target === "local")
     throw new UsageError("--dry-run applies to the existing and kind targets (the local target creates only throwaway local processes)");
+  const persona = nonEmpty("VKC_PERSONA");
+  if (persona && target !== "local") throw new UsageError(`--persona (VKC_PERSONA) applies to the local target, not ${target}`);
+  if (persona && nonEmpty("VKC_ISSUER")) throw new UsageError("--persona and --issuer both set the issuer: use one");
   if (flag(env, "VKC_KEEP") && target !== "kind")
     throw new UsageError(`--keep (VKC_KEEP) applies to the kind target; for a ${target} target that stays up, use npm run env:up`);
   return {
@@ -139,6 +145,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     reportsDir: path("VKC_REPORTS_DIR") ?? resolve(cwd, "reports"),
     cacheDir: path("VKC_CACHE_DIR") ?? defaultCacheDir(env),
     issuer,
+    ...(persona ? { persona } : {}),
     offline: flag(env, "VKC_OFFLINE"),
     noBuild: flag(env, "VKC_NO_BUILD"),
     keep: flag(env, "VKC_KEEP"),

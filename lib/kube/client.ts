@@ -191,14 +191,19 @@ export class Kube {
 }
 
 /** A GET on the current cluster with the kubeconfig's credentials, every status as data. */
-export async function rawGet(kc: KubeConfig, path: string, timeoutMs = 10_000): Promise<HttpResponse<Record<string, unknown>>> {
+export async function rawGet(
+  kc: KubeConfig,
+  path: string,
+  timeoutMs = 10_000,
+  extraHeaders: Record<string, string> = {},
+): Promise<HttpResponse<Record<string, unknown>>> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new HarnessError("kubeconfig has no current cluster");
   const opts: { headers: Record<string, string> } & Record<string, unknown> = { headers: {} };
   await kc.applyToHTTPSOptions(opts);
   return httpJson<Record<string, unknown>>({
     url: `${cluster.server.replace(/\/$/, "")}${path}`,
-    headers: Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k, String(v)])),
+    headers: { ...Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k, String(v)])), ...extraHeaders },
     ca: bufToString(opts.ca),
     cert: bufToString(opts.cert),
     key: bufToString(opts.key),

@@ -35,6 +35,8 @@ export interface LocalTargetOptions {
   /** Extra kube-apiserver flags, e.g. --service-account-max-token-expiration=1h. */
   apiserverArgs?: string[];
   runId?: string;
+  /** Recorded in TargetInfo (the apiserver flags come from issuers/apiAudiences/apiserverArgs). */
+  persona?: { name: string; previousIssuer?: string };
   /** Readiness budget per component. */
   startTimeoutMs?: number;
 }
@@ -253,7 +255,11 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
         issuers,
         apiAudiences: opts.apiAudiences ?? [],
         version: kubeVersion,
+        saSigningKeyFile: files.saSigningKey,
       },
+      ...(opts.persona
+        ? { persona: { name: opts.persona.name, ...(opts.persona.previousIssuer ? { previousIssuer: opts.persona.previousIssuer } : {}) } }
+        : {}),
       vault: { address: vault.address, tokenFile, flavor, version: vault.version, outsideCluster: true },
       versions: { kubernetes: kubeVersion, etcd: etcdVersion, [flavor]: vault.version },
       artifactsDir,

@@ -24,7 +24,14 @@ export interface TargetInfo {
     /** The apiserver's --api-audiences; empty when unknown. */
     apiAudiences: string[];
     version: string;
+    /**
+     * Local target only: the 0600 service-account signing key, so a suite can mint what the API
+     * server signed before an issuer migration (the server itself still validates it).
+     */
+    saSigningKeyFile?: string;
   };
+  /** Local target: the persona it runs, and the issuer before the change the persona shows. */
+  persona?: { name: string; previousIssuer?: string };
   vault: {
     address: string;
     /** 0600 file holding a token with root (or equivalent) policy. */

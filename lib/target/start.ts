@@ -4,6 +4,7 @@ import { HarnessError, UsageError } from "../errors.ts";
 import type { Component } from "../binaries/index.ts";
 import { attachExistingTarget } from "../providers/existing.ts";
 import { startLocalTarget, type LocalTargetOptions } from "../providers/local.ts";
+import { loadPersona } from "../gate/persona.ts";
 import type { TargetInfo } from "./info.ts";
 
 export interface StartedTarget extends AsyncDisposable {
@@ -66,7 +67,10 @@ export async function provisionVault(config: Config): Promise<string> {
  */
 export async function preflight(config: Config): Promise<void> {
   if (process.env.VKC_TARGET_INFO) return;
-  if (config.target === "local") await provisionLocal(config);
+  if (config.target === "local") {
+    if (config.persona) loadPersona(config.fixturesDir, config.persona); // bad persona: one line, before any build
+    await provisionLocal(config);
+  }
   if (config.target === "existing") await (await attachExistingTarget(config, { preflight: true })).stop();
   if (config.target === "kind") {
     const { requireKindTools } = await import("../providers/kind.ts");
@@ -86,7 +90,13 @@ export async function startTarget(config: Config, extra: Partial<LocalTargetOpti
   switch (config.target) {
     case "local": {
       const binaries = await provisionLocal(config);
-      return startLocalTarget({ config, binaries, ...extra });
+      const persona = config.persona ? loadPersona(config.fixturesDir, config.persona) : undefined;
+      return startLocalTarget({
+        config,
+        binaries,
+        ...(persona ? { issuers: persona.issuers, apiAudiences: persona.apiAudiences, apiserverArgs: persona.apiserverArgs, persona } : {}),
+        ...extra,
+      });
     }
     case "kind": {
       const { startKindTarget } = await import("../providers/kind.ts");

@@ -51,7 +51,7 @@ describe("--target existing against a running local target", () => {
     expect(results.totals.failed).toBe(0);
     expect(results.totals.passed).toBeGreaterThanOrEqual(45);
     // The plan was printed before anything was created, with the run id the run then used.
-    expect(run.output()).toContain(`plan of run ${results.runId}: 8 suites`);
+    expect(run.output()).toContain(`plan of run ${results.runId}: 9 suites`);
     // Namespaces are deleted (possibly still terminating), bindings gone, Vault as before.
     const selector = `${RUN_LABEL}=${results.runId}`;
     const namespaces = await kube.core.listNamespace({ labelSelector: selector });
@@ -60,6 +60,61 @@ describe("--target existing against a running local target", () => {
     expect(bindings.items.map((b) => b.metadata?.name)).toEqual([]);
     expect(Object.keys((await vault.read("sys/auth")).body.data).sort()).toEqual(mountsBefore);
     expect((await vault.list("sys/policies/acl")).body.data.keys.sort()).toEqual(policiesBefore);
+  });
+
+  it("profile on your Vault only reads: it records your kubernetes auth mount as configured and changes nothing", async () => {
+    const kube = Kube.fromFile(info.kube.kubeconfigPath);
+    const vault = new VaultClient({ address: info.vault.address, token });
+    // The user's own mount, set up before the upgrade.
+    const mount = `users-k8s-${Date.now()}`;
+    await vault.must("POST", `sys/auth/${mount}`, { type: "kubernetes" });
+    await vault.must("POST", `auth/${mount}/config`, {
+      kubernetes_host: info.kube.server,
+      kubernetes_ca_cert: info.kube.caCertForVault,
+      issuer: "https://kubernetes.default.svc.cluster.local",
+      disable_iss_validation: false,
+      disable_local_ca_jwt: true,
+    });
+    await vault.must("POST", `auth/${mount}/role/payments`, {
+      bound_service_account_names: ["payments"],
+      bound_service_account_namespaces: ["shop"],
+      audience: "vault",
+    });
+    try {
+      const mountsBefore = Object.keys((await vault.read("sys/auth")).body.data).sort();
+      const configBefore = (await vault.read(`auth/${mount}/config`)).body.data;
+      const out = join(dir, "profile.json");
+      const run = script("profile.ts", ["--target", "existing", "--mount", mount, "--out", out, "--reports", join(dir, "profile")], {
+        KUBECONFIG: info.kube.kubeconfigPath,
+        VAULT_ADDR: info.vault.address,
+        VAULT_TOKEN: token,
+      });
+      expect(await run.exited, run.output()).toBe(0);
+      const p = JSON.parse(readFileSync(out, "utf8"));
+      expect(p.target).toBe("existing");
+      expect(p.vault.mounts).toEqual([
+        {
+          path: mount,
+          source: "read",
+          config: expect.objectContaining({
+            issuer: "https://kubernetes.default.svc.cluster.local",
+            disable_iss_validation: false,
+            token_reviewer_jwt_set: false,
+            caFingerprints: [expect.stringMatching(/^[0-9a-f]{64}$/)],
+            pemKeyIds: [],
+          }),
+          roles: [expect.objectContaining({ name: "payments", audience: "vault", bound_service_account_namespaces: ["shop"] })],
+        },
+      ]);
+      expect(p.kubernetes.caFingerprints).toEqual(p.vault.mounts[0].config.caFingerprints);
+      // Read only: Vault as before; the probe namespace is on its way out.
+      expect(Object.keys((await vault.read("sys/auth")).body.data).sort()).toEqual(mountsBefore);
+      expect((await vault.read(`auth/${mount}/config`)).body.data).toEqual(configBefore);
+      const left = await kube.core.listNamespace({ labelSelector: `${RUN_LABEL}=${p.runId}` });
+      expect(left.items.filter((n) => !n.metadata?.deletionTimestamp)).toEqual([]);
+    } finally {
+      await vault.must("DELETE", `sys/auth/${mount}`);
+    }
   });
 
   it("--dry-run prints the plan and the permission checks, and creates nothing", async () => {
@@ -73,7 +128,7 @@ describe("--target existing against a running local target", () => {
       VAULT_TOKEN: token,
     });
     expect(await run.exited, run.output()).toBe(0);
-    expect(run.output()).toMatch(/plan of run vkc-\S+: 8 suites/);
+    expect(run.output()).toMatch(/plan of run vkc-\S+: 9 suites/);
     expect(run.output()).toContain("ClusterRoleBindings role-tokenreview-binding-<suffix> of ServiceAccount vault-auth");
     expect(run.output()).toContain("ok   bind clusterrole system:auth-delegator");
     expect(run.output()).toContain("ok   enable/disable auth mounts (sys/auth)");
