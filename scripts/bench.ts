@@ -18,11 +18,13 @@ await runScript(
       ...COMMON_FLAGS,
       { flag: "--runs", value: "N", help: "target start/stop cycles (default 5)" },
       { flag: "--suite-runs", value: "N", help: "full npm run conformance runs (default 3; 0 to skip)" },
+      { flag: "--matrix-runs", value: "N", help: "full npm run matrix runs, all personas (default 0)" },
     ],
   },
   async (config, parsed) => {
     const runs = Number(parsed.local["--runs"] ?? 5);
     const suiteRuns = Number(parsed.local["--suite-runs"] ?? 3);
+    const matrixRuns = Number(parsed.local["--matrix-runs"] ?? 0);
     const binaries = await provisionLocal(config); // warm: provisioning is not part of the figure
     const ready: number[] = [];
     const teardown: number[] = [];
@@ -39,22 +41,23 @@ await runScript(
       targetReady: stats(ready),
       targetTeardown: stats(teardown),
     };
-    if (suiteRuns > 0) {
-      result.conformanceTimeToVerdict = await measure(suiteRuns, async () => {
-        const code = await new Promise<number | null>((resolve) => {
-          const child = spawn(
-            process.execPath,
-            ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "conformance.ts"), "--reports", join(config.reportsDir, "bench-run")],
-            {
-              cwd: PACKAGE_ROOT,
-              stdio: "ignore",
-            },
-          );
-          child.on("exit", resolve);
-        });
-        if (code !== 0) log.warn("bench", `a conformance run exited ${code}`);
+    // A whole script run in a child process, spawn to exit, as a user waits for it.
+    const timeScript = (name: string) => async () => {
+      const code = await new Promise<number | null>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          ["--import", "tsx", join(PACKAGE_ROOT, "scripts", name), "--reports", join(config.reportsDir, "bench-run")],
+          {
+            cwd: PACKAGE_ROOT,
+            stdio: "ignore",
+          },
+        );
+        child.on("exit", resolve);
       });
-    }
+      if (code !== 0) log.warn("bench", `a ${name} run exited ${code}`);
+    };
+    if (suiteRuns > 0) result.conformanceTimeToVerdict = await measure(suiteRuns, timeScript("conformance.ts"));
+    if (matrixRuns > 0) result.matrixTimeToVerdict = await measure(matrixRuns, timeScript("matrix.ts"));
     await mkdir(config.reportsDir, { recursive: true });
     await writeFile(join(config.reportsDir, "bench.json"), JSON.stringify(result, null, 2) + "\n");
     const fmt = (s: Stats) =>
@@ -64,5 +67,7 @@ await runScript(
     process.stdout.write(`local target teardown:           ${fmt(result.targetTeardown as Stats)}\n`);
     if (result.conformanceTimeToVerdict)
       process.stdout.write(`npm run conformance (warm, full): ${fmt(result.conformanceTimeToVerdict as Stats)}\n`);
+    if (result.matrixTimeToVerdict)
+      process.stdout.write(`npm run matrix (warm, all personas): ${fmt(result.matrixTimeToVerdict as Stats)}\n`);
   },
 );

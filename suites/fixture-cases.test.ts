@@ -14,12 +14,14 @@ function expectOutcome(res: VaultResponse, e: Expect) {
   if (e.error) expect(res.body?.errors?.join(" ")).toContain(e.error);
   if (e.policies) expect([...(res.body?.auth?.policies ?? [])].sort()).toEqual([...e.policies].sort());
   if (e.data) expect(res.body?.data).toEqual(e.data);
+  if (e.maxLeaseSeconds !== undefined) expect(res.body?.auth?.lease_duration, "token lease (s)").toBeLessThanOrEqual(e.maxLeaseSeconds);
 }
 
 describe.each(cases)("$name ($file)", (c) => {
   let ctx: SuiteContext;
   let mount: string;
   let ns: string;
+  let other: string | undefined;
   const mounts: Record<string, string> = {};
   const policyNames: Record<string, string> = {};
   const roleNames: Record<string, string> = {};
@@ -27,8 +29,11 @@ describe.each(cases)("$name ($file)", (c) => {
 
   beforeAll(async () => {
     ctx = await SuiteContext.create("cases");
-    ({ mount } = await ctx.standardAuth());
+    let reviewer;
+    ({ mount, reviewer } = await ctx.standardAuth({ config: c.authConfig, bind: c.reviewer?.bind }));
+    if (c.reviewer?.deleteServiceAccount) await ctx.kube.deleteServiceAccount(reviewer.namespace, reviewer.serviceAccount);
     ns = await ctx.namespace("case");
+    if ((c.logins ?? []).some((l) => l.namespace === "other")) other = await ctx.namespace("other");
     for (const [name, m] of Object.entries(c.mounts ?? {})) {
       mounts[name] = ctx.name(name);
       await enableKv(ctx.vault, mounts[name], m.version ?? 1);
@@ -38,6 +43,13 @@ describe.each(cases)("$name ($file)", (c) => {
     for (const [name, file] of Object.entries(c.policies ?? {})) {
       policyNames[name] = await ctx.policy(name, rebasePolicy(await policyFromFixtures(ctx.fixturesDir, file), mounts));
     }
+    if (c.defaultPolicy) {
+      const before = String((await ctx.vault.must("GET", "sys/policies/acl/default")).body.data.policy);
+      await ctx.vault.must("PUT", "sys/policies/acl/default", { policy: `${before}\n${rebasePolicy(c.defaultPolicy.append, mounts)}` });
+      ctx.teardown.defer("restore the default policy", () => ctx.vault.must("PUT", "sys/policies/acl/default", { policy: before }));
+    }
+    for (const sa of other ? [...new Set((c.logins ?? []).filter((l) => l.namespace === "other").map((l) => l.serviceAccount))] : [])
+      await ctx.kube.createServiceAccount(other!, sa);
     for (const sa of c.serviceAccounts ?? []) {
       if (sa !== "default") await ctx.kube.createServiceAccount(ns, sa);
       // `default` comes from the service-account controller, shortly after the namespace
@@ -62,7 +74,7 @@ describe.each(cases)("$name ($file)", (c) => {
   const policyOf = (p: string) => policyNames[p] ?? p;
 
   it.each(c.logins ?? [])("login $serviceAccount as role $role -> $expect.status", async (l) => {
-    const jwt = await ctx.kube.requestToken(ns, l.serviceAccount, { audiences: l.audiences });
+    const jwt = await ctx.kube.requestToken(l.namespace === "other" ? other! : ns, l.serviceAccount, { audiences: l.audiences });
     const res = await login(ctx.vault, mount, roleNames[l.role], jwt);
     expectOutcome(res, { ...l.expect, policies: l.expect.policies?.map(policyOf) });
     if (res.status === 200) tokens[l.role] ??= ctx.vault.withToken(res.body.auth!.client_token);

@@ -12,6 +12,8 @@ export interface Expect {
   error?: string;
   policies?: string[];
   data?: Record<string, unknown>;
+  /** A successful login's token lease may not exceed this many seconds. */
+  maxLeaseSeconds?: number;
 }
 export interface CaseFile {
   file: string;
@@ -21,7 +23,14 @@ export interface CaseFile {
   policies?: Record<string, string>;
   serviceAccounts?: string[];
   roles?: Record<string, Record<string, unknown>>;
-  logins?: { role: string; serviceAccount: string; audiences?: string[]; expect: Expect }[];
+  /** Extra fields for the auth mount's config (e.g. issuer settings); host, CA and reviewer JWT come from the target. */
+  authConfig?: Record<string, unknown>;
+  /** The reviewer as the case sets it up: `bind: false` skips its ClusterRoleBinding; `deleteServiceAccount` deletes it after configuring Vault. */
+  reviewer?: { bind?: boolean; deleteServiceAccount?: boolean };
+  /** HCL appended to Vault's `default` policy for the case (restored afterwards; run such cases alone). */
+  defaultPolicy?: { append: string };
+  /** `namespace: other` logs in from a second namespace of the case, where the ServiceAccount is created too. */
+  logins?: { role: string; serviceAccount: string; namespace?: "other"; audiences?: string[]; expect: Expect }[];
   requests?: { as: string; method: string; path: string; body?: Record<string, unknown>; expect: Expect }[];
 }
 

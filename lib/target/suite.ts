@@ -93,9 +93,9 @@ export class SuiteContext {
    * The common arrangement of both guides: a namespace with the reviewer (bound to
    * auth-delegator), its JWT, a kubernetes auth mount configured with host, CA and reviewer JWT.
    */
-  async standardAuth(o: { reviewerMode?: "secret" | "tokenrequest"; config?: Partial<AuthConfig> } = {}) {
+  async standardAuth(o: { reviewerMode?: "secret" | "tokenrequest"; config?: Partial<AuthConfig>; bind?: boolean } = {}) {
     const namespace = await this.namespace("rev");
-    const reviewer = await this.reviewer(namespace);
+    const reviewer = await this.reviewer(namespace, { bind: o.bind });
     const jwt = await reviewerJwt(this.kube, reviewer, o.reviewerMode ?? "secret");
     const mount = await this.mount();
     await writeAuthConfig(this.vault, mount, authConfigFor(this.info, jwt, o.config));
