@@ -63,6 +63,8 @@ await runScript(
       try {
         const results = JSON.parse(await readFile(join(dir, "results.json"), "utf8")) as RunResults;
         run.totals = results.totals;
+        const failed = results.cases.filter((c) => c.status === "failed").map((c) => c.id);
+        if (failed.length) run.failedCases = failed;
         if (results.runId) {
           run.matrix = JSON.parse(await readFile(join(dir, "artifacts", results.runId, "issuer-matrix.json"), "utf8")) as PersonaCells;
         }
@@ -73,6 +75,7 @@ await runScript(
       runs.push(run);
       const tot = run.totals ? `${run.totals.passed} passed, ${run.totals.failed} failed` : run.problem;
       log.info("matrix", `${p.name}: ${tot} in ${formatDuration(run.durationMs)}`);
+      for (const id of run.failedCases ?? []) log.warn("matrix", `  failed: ${id}`);
       for (const m of ["off", "discovered", "legacy", "pre-upgrade"] as const)
         log.info("matrix", `  ${m.padEnd(11)} ${cellText(run.matrix, m)}`);
     }

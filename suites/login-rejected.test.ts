@@ -13,6 +13,15 @@ describe("login rejected", () => {
   let mount: string;
   let ns: string;
   let otherNs: string;
+  /** Logs in until Vault refuses (the apiserver's caches settle), at most 15 s; returns the refusal. */
+  const untilRejected = (attempt: () => ReturnType<typeof login>, what: string) =>
+    waitFor(
+      async () => {
+        const r = await attempt();
+        return r.status === 200 ? undefined : r;
+      },
+      { what: `Vault refuses ${what}`, timeoutMs: 15_000, intervalMs: 250 },
+    );
   const expectRejected = (res: { status: number; body: { errors?: string[] } }, status: number, error: string) => {
     expect(res.status, describeResponse(res)).toBe(status);
     expect(res.body.errors?.join("\n")).toContain(error);
@@ -121,7 +130,13 @@ describe("login rejected", () => {
     });
     const jwt = await ctx.kube.requestToken(ns, "short-lived");
     await ctx.kube.deleteServiceAccount(ns, "short-lived");
-    expectRejected(await login(ctx.vault, mount, "short-lived", jwt), 403, "permission denied");
+    // The apiserver checks the ServiceAccount in its informer cache: under load the deletion can
+    // take a moment to reach it. Bounded: a token still accepted after 15 s fails the case.
+    expectRejected(
+      await untilRejected(() => login(ctx.vault, mount, "short-lived", jwt), "the deleted ServiceAccount's token"),
+      403,
+      "permission denied",
+    );
   });
 
   it("after a service account is deleted and recreated: the old token is refused, a new token logs in with the new UID", async () => {
@@ -132,8 +147,19 @@ describe("login rejected", () => {
     await ctx.kube.deleteServiceAccount(ns, "reborn");
     const newUid = await ctx.kube.createServiceAccount(ns, "reborn");
     expect(newUid).not.toBe(oldUid);
-    expectRejected(await login(ctx.vault, mount, "reborn", oldJwt), 403, "permission denied");
-    const ok = await login(ctx.vault, mount, "reborn", await ctx.kube.requestToken(ns, "reborn"));
+    expectRejected(
+      await untilRejected(() => login(ctx.vault, mount, "reborn", oldJwt), "the old token of a recreated ServiceAccount"),
+      403,
+      "permission denied",
+    );
+    const newJwt = await ctx.kube.requestToken(ns, "reborn");
+    const ok = await waitFor(
+      async () => {
+        const r = await login(ctx.vault, mount, "reborn", newJwt);
+        return r.status === 200 ? r : undefined;
+      },
+      { what: "Vault accepts the recreated ServiceAccount's new token", timeoutMs: 15_000, intervalMs: 250 },
+    );
     expect(ok.status).toBe(200);
     expect(ok.body.auth?.metadata.service_account_uid).toBe(newUid);
   });

@@ -178,7 +178,11 @@ describe("user-defined cases", () => {
     const { PACKAGE_ROOT } = await import("../config.ts");
     const { join } = await import("node:path");
     const cases = loadCases(join(PACKAGE_ROOT, "fixtures"));
-    expect(cases.map((c) => c.name)).toEqual(["CoreOS Tectonic guide (vault CLI)", "Vultr VKE guide (per-service role)"]);
+    expect(cases.map((c) => c.name)).toEqual([
+      "CoreOS Tectonic guide (vault CLI)",
+      "hardened payments service",
+      "Vultr VKE guide (per-service role)",
+    ]);
     expect(mapPath("secret/demo/foo", { secret: "secret-ab12" })).toBe("secret-ab12/demo/foo");
     expect(mapPath("sys/mounts", { secret: "x" })).toBe("sys/mounts");
     expect(substitute({ ns: ["${namespace}"] }, { namespace: "n1" })).toEqual({ ns: ["n1"] });

@@ -16,6 +16,8 @@ export interface PersonaRun {
   description: string;
   /** The persona's suite run: issuer, login and issuer-matrix suites. */
   totals: { passed: number; failed: number; skipped: number } | null;
+  /** Ids of the cases that failed, if any. */
+  failedCases?: string[];
   durationMs: number;
   matrix: PersonaCells | null;
   /** Why the run gave no verdict (target did not start, no results). */
