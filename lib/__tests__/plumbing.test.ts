@@ -202,5 +202,6 @@ describe("user-defined cases", () => {
     expect(() => loadCases(dir)).toThrowError(/a\.yaml: login uses unknown role "nope"/);
     await writeFile(join(dir, "cases", "a.yaml"), "name: [unclosed\n");
     expect(() => loadCases(dir)).toThrowError(/invalid YAML in .*a\.yaml/);
+    await (await import("node:fs/promises")).rm(dir, { recursive: true, force: true });
   });
 });

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { loadAllYaml, loadYaml, type KubernetesObject } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../config.ts";
 import { UsageError } from "../../errors.ts";
 import { redact } from "../../redact.ts";
@@ -225,6 +225,7 @@ function fakeDeps(o: { failAt?: string; missing?: string } = {}) {
 
 const kindConfig = (env: Record<string, string> = {}) =>
   loadConfig({ VKC_TARGET: "kind", VKC_REPORTS_DIR: "/tmp/vkc-kind-unit-reports", HOME: "/tmp", ...env }, "/tmp");
+afterAll(() => rm("/tmp/vkc-kind-unit-reports", { recursive: true, force: true }));
 
 describe("startKindTarget (fake kind, docker and testcontainers)", () => {
   it("creates the cluster, starts Vault on kind's network, and tears down in reverse: container, cluster, work dir", async () => {
