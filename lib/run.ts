@@ -1,7 +1,9 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startVitest } from "vitest/node";
-import type { Config } from "./config.ts";
+import { PACKAGE_ROOT, type Config } from "./config.ts";
 import { HarnessError } from "./errors.ts";
 import { redact } from "./redact.ts";
 import { ResultsReporter, type RunResults } from "./report/reporter.ts";
@@ -42,4 +44,37 @@ export function verdict(r: Pick<RunResults, "totals">, label: string): number {
     return 1;
   }
   return failed === 0 ? 0 : 1;
+}
+
+/**
+ * `npm run conformance` in a child process (its own vitest, its own target unless
+ * VKC_TARGET_INFO says otherwise), output to `<reportsDir>/output.log`. `onChild` receives the
+ * process so a caller's shutdown hook can stop it. Results are undefined when the run wrote none.
+ */
+export async function runConformanceChild(o: {
+  reportsDir: string;
+  filters: string[];
+  env: Record<string, string>;
+  onChild?: (child: ChildProcess) => void;
+}): Promise<{ code: number | null; results: RunResults | undefined; logFile: string }> {
+  await mkdir(o.reportsDir, { recursive: true });
+  const logFile = join(o.reportsDir, "output.log");
+  const out = createWriteStream(logFile);
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "conformance.ts"), "--reports", o.reportsDir, ...o.filters],
+      { cwd: process.cwd(), env: { ...process.env, ...o.env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    o.onChild?.(child);
+    child.stdout!.pipe(out, { end: false });
+    child.stderr!.pipe(out, { end: false });
+    child.on("exit", resolve);
+  });
+  out.end();
+  try {
+    return { code, results: JSON.parse(await readFile(join(o.reportsDir, "results.json"), "utf8")) as RunResults, logFile };
+  } catch {
+    return { code, results: undefined, logFile };
+  }
 }

@@ -1,16 +1,14 @@
 // npm run matrix: personas x Vault issuer modes on the local target -> a compatibility table.
-import { spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import type { ChildProcess } from "node:child_process";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { onShutdown } from "../lib/cleanup.ts";
-import { PACKAGE_ROOT } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { buildMatrix, cellText, formatMatrixMarkdown, type PersonaCells, type PersonaRun } from "../lib/gate/matrix.ts";
 import { listPersonas, loadPersona } from "../lib/gate/persona.ts";
 import { formatDuration, log } from "../lib/log.ts";
-import type { RunResults } from "../lib/report/reporter.ts";
+import { runConformanceChild } from "../lib/run.ts";
 import { preflight } from "../lib/target/start.ts";
 
 /** The suites the matrix runs per persona: issuer handling, logins, and the mode x token cells. */
@@ -34,7 +32,7 @@ await runScript(
     const personas = names.map((n) => loadPersona(config.fixturesDir, n)); // bad names: one line, exit 2, before anything starts
     await preflight(config); // provision once, with progress, before the per-persona runs
 
-    let child: ReturnType<typeof spawn> | undefined;
+    let child: ChildProcess | undefined;
     onShutdown(async () => {
       if (!child || child.exitCode !== null) return;
       child.kill("SIGTERM"); // its own teardown stops its target
@@ -45,32 +43,25 @@ await runScript(
     for (const p of personas) {
       const dir = join(config.reportsDir, "matrix", p.name);
       await rm(dir, { recursive: true, force: true });
-      await mkdir(dir, { recursive: true });
       const t0 = Date.now();
-      const out = createWriteStream(join(dir, "output.log"));
-      const code = await new Promise<number | null>((resolve) => {
-        child = spawn(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "conformance.ts"), "--reports", dir, ...SUITES], {
-          cwd: process.cwd(),
-          env: { ...process.env, VKC_PERSONA: p.name, VKC_TARGET: "local" },
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        child.stdout!.pipe(out, { end: false });
-        child.stderr!.pipe(out, { end: false });
-        child.on("exit", (c) => resolve(c));
+      const r = await runConformanceChild({
+        reportsDir: dir,
+        filters: SUITES,
+        env: { VKC_PERSONA: p.name, VKC_TARGET: "local" },
+        onChild: (c) => (child = c),
       });
-      out.end();
       const run: PersonaRun = { persona: p.name, description: p.description, totals: null, durationMs: Date.now() - t0, matrix: null };
-      try {
-        const results = JSON.parse(await readFile(join(dir, "results.json"), "utf8")) as RunResults;
-        run.totals = results.totals;
-        const failed = results.cases.filter((c) => c.status === "failed").map((c) => c.id);
+      if (r.results) {
+        run.totals = r.results.totals;
+        const failed = r.results.cases.filter((c) => c.status === "failed").map((c) => c.id);
         if (failed.length) run.failedCases = failed;
-        if (results.runId) {
-          run.matrix = JSON.parse(await readFile(join(dir, "artifacts", results.runId, "issuer-matrix.json"), "utf8")) as PersonaCells;
+        try {
+          if (r.results.runId)
+            run.matrix = JSON.parse(await readFile(join(dir, "artifacts", r.results.runId, "issuer-matrix.json"), "utf8")) as PersonaCells;
+        } catch (err) {
+          run.problem = `${(err as Error).message.split("\n")[0]} (see ${r.logFile})`;
         }
-      } catch (err) {
-        run.problem = `exit ${code}; ${(err as Error).message.split("\n")[0]} (see ${join(dir, "output.log")})`;
-      }
+      } else run.problem = `exit ${r.code}, no results (see ${r.logFile})`;
       if (!run.matrix && !run.problem) run.problem = `the issuer-matrix suite left no cells (see ${join(dir, "output.log")})`;
       runs.push(run);
       const tot = run.totals ? `${run.totals.passed} passed, ${run.totals.failed} failed` : run.problem;

@@ -1,16 +1,14 @@
 // npm run mutation: apply each broken setup of fixtures/mutants/ to a real target; every one must be caught.
-import { spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import type { ChildProcess } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { onShutdown } from "../lib/cleanup.ts";
-import { PACKAGE_ROOT } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { formatMutation, loadMutants, mutatedCase, mutatedFixtures, summarize, type MutantResult } from "../lib/gate/mutation.ts";
 import { formatDuration, log } from "../lib/log.ts";
-import type { RunResults } from "../lib/report/reporter.ts";
+import { runConformanceChild } from "../lib/run.ts";
 import { preflight, startTarget } from "../lib/target/start.ts";
 
 await runScript(
@@ -36,7 +34,7 @@ await runScript(
     const started = Date.now();
     const target = await startTarget(config);
     const work = await mkdtemp(join(tmpdir(), "vkc-mutation-"));
-    let child: ReturnType<typeof spawn> | undefined;
+    let child: ChildProcess | undefined;
     onShutdown(async () => {
       if (child && child.exitCode === null) {
         child.kill("SIGTERM");
@@ -51,33 +49,13 @@ await runScript(
       await rm(out, { recursive: true, force: true });
       // One run of the fixture-cases suite on the shared target, with the given fixtures.
       const runCases = async (name: string, fixtures: string) => {
-        const dir = join(out, name);
-        await mkdir(dir, { recursive: true });
-        const logFile = createWriteStream(join(dir, "output.log"));
-        const code = await new Promise<number | null>((resolve) => {
-          child = spawn(
-            process.execPath,
-            ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "conformance.ts"), "--reports", dir, "fixture-cases"],
-            {
-              cwd: process.cwd(),
-              env: { ...process.env, VKC_TARGET_INFO: infoFile, VKC_FIXTURES: fixtures, VKC_TARGET: "local" },
-              stdio: ["ignore", "pipe", "pipe"],
-            },
-          );
-          child.stdout!.pipe(logFile, { end: false });
-          child.stderr!.pipe(logFile, { end: false });
-          child.on("exit", resolve);
+        const r = await runConformanceChild({
+          reportsDir: join(out, name),
+          filters: ["fixture-cases"],
+          env: { VKC_TARGET_INFO: infoFile, VKC_FIXTURES: fixtures, VKC_TARGET: "local" },
+          onChild: (c) => (child = c),
         });
-        logFile.end();
-        try {
-          return {
-            code,
-            results: JSON.parse(await readFile(join(dir, "results.json"), "utf8")) as RunResults,
-            log: join(dir, "output.log"),
-          };
-        } catch {
-          return { code, results: undefined, log: join(dir, "output.log") };
-        }
+        return { code: r.code, results: r.results, log: r.logFile };
       };
 
       const base = await runCases("baseline", config.fixturesDir);
