@@ -37,6 +37,10 @@ export default defineConfig({
           sequence: { groupOrder: 2 },
           // Suites are independent (unique namespaces, mounts, roles); 2 workers fit 2 cores.
           maxWorkers: 2,
+          // Suite files share no mutable module state (each builds its own SuiteContext), so a
+          // worker keeps its loaded modules between files: @kubernetes/client-node alone takes
+          // ~1.5 s to load per file. Measured: full run 35.8 s -> 25-27 s.
+          isolate: false,
         },
       },
     ],

@@ -52,43 +52,77 @@ export class Teardown implements AsyncDisposable {
 // Process-wide shutdown hooks: the first SIGINT/SIGTERM runs every hook (newest first), then
 // exits with 128+signal. A second signal while hooks run is ignored, so Ctrl-C twice cannot
 // strand processes; the hooks themselves are bounded (process kills escalate to SIGKILL).
-const hooks = new Set<() => Promise<void>>();
-let installed = false;
-let shuttingDown = false;
+// Hooks registered with `first` (stopping the test runner, so that no worker creates objects
+// any more) run, bounded, before the others (tearing down targets, sweeping what runs left).
+//
+// One registry per process, on globalThis: vitest loads the globalSetup (and so this module)
+// through its own module runner, next to the copy the scripts load. Two copies with their own
+// handlers would each exit the process when their own hooks are done, cutting the other short.
+interface ShutdownRegistry {
+  hooks: Set<() => Promise<void>>;
+  firstHooks: Set<() => Promise<void>>;
+  installed: boolean;
+  shuttingDown: boolean;
+  exitCleanups: Set<() => void>;
+  exitInstalled: boolean;
+  handler?: (signal: NodeJS.Signals) => void;
+}
+const registry: ShutdownRegistry = ((globalThis as Record<symbol, unknown>)[Symbol.for("vault-k8s-conformance.shutdown")] ??= {
+  hooks: new Set(),
+  firstHooks: new Set(),
+  installed: false,
+  shuttingDown: false,
+  exitCleanups: new Set(),
+  exitInstalled: false,
+}) as ShutdownRegistry;
+const FIRST_HOOKS_BUDGET_MS = 10_000;
 
-export function onShutdown(hook: () => Promise<void>): () => void {
-  hooks.add(hook);
-  if (!installed) {
-    installed = true;
+export function onShutdown(hook: () => Promise<void>, o: { first?: boolean } = {}): () => void {
+  const set = o.first ? registry.firstHooks : registry.hooks;
+  set.add(hook);
+  if (!registry.installed) {
+    registry.installed = true;
     const handler = (signal: NodeJS.Signals) => {
-      if (shuttingDown) return;
-      shuttingDown = true;
+      if (registry.shuttingDown) return;
+      registry.shuttingDown = true;
       log.warn("", `${signal} received: tearing down`);
       const code = signal === "SIGINT" ? 130 : 143;
-      void Promise.allSettled([...hooks].reverse().map((h) => h())).finally(() => process.exit(code));
+      const bounded = new Promise<void>((r) => setTimeout(r, FIRST_HOOKS_BUDGET_MS).unref());
+      void Promise.race([Promise.allSettled([...registry.firstHooks].map((h) => h())), bounded])
+        .then(() => Promise.allSettled([...registry.hooks].reverse().map((h) => h())))
+        .finally(() => process.exit(code));
     };
+    registry.handler = handler;
     process.on("SIGINT", handler);
     process.on("SIGTERM", handler);
     process.on("SIGHUP", handler);
   }
-  return () => hooks.delete(hook);
+  return () => set.delete(hook);
+}
+
+/**
+ * Makes our handler the only one for SIGINT/SIGTERM/SIGHUP. vitest's logger installs its own,
+ * which exits the process a millisecond after the signal: our teardown (stop processes, sweep
+ * what a run left on your Vault) would be cut short. Call it once vitest is initialised.
+ */
+export function ownSignals(): void {
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    for (const l of process.listeners(sig)) if (l !== registry.handler) process.off(sig, l);
+  }
 }
 
 export function isShuttingDown(): boolean {
-  return shuttingDown;
+  return registry.shuttingDown;
 }
 
 // Last-resort synchronous cleanups for an exit that skips the async teardown (another signal
 // handler calling process.exit, an uncaught error). 'exit' handlers must be synchronous.
-const exitCleanups = new Set<() => void>();
-let exitInstalled = false;
-
 export function onExitSync(fn: () => void): () => void {
-  exitCleanups.add(fn);
-  if (!exitInstalled) {
-    exitInstalled = true;
+  registry.exitCleanups.add(fn);
+  if (!registry.exitInstalled) {
+    registry.exitInstalled = true;
     process.on("exit", () => {
-      for (const f of [...exitCleanups].reverse()) {
+      for (const f of [...registry.exitCleanups].reverse()) {
         try {
           f();
         } catch {
@@ -97,5 +131,5 @@ export function onExitSync(fn: () => void): () => void {
       }
     });
   }
-  return () => exitCleanups.delete(fn);
+  return () => registry.exitCleanups.delete(fn);
 }

@@ -33,6 +33,11 @@ export const COMMON_FLAGS: FlagSpec[] = [
   { flag: "--kube-version", env: "VKC_KUBE_VERSION", value: "X.Y[.Z]", help: "kind target: Kubernetes version (pinned node image)" },
   { flag: "--node-image", env: "VKC_NODE_IMAGE", value: "IMAGE", help: "kind target: an explicit kindest/node image" },
   { flag: "--keep", env: "VKC_KEEP", help: "kind target: keep cluster and Vault afterwards, print how to reach and remove them" },
+  {
+    flag: "--keep-on-failure",
+    env: "VKC_KEEP_ON_FAILURE",
+    help: "local target: if the run fails, keep the target up for you to inspect (Ctrl-C or npm run env:down removes it)",
+  },
   { flag: "--dry-run", env: "VKC_DRY_RUN", help: "existing/kind: print the plan (and check permissions), create nothing" },
   { flag: "--offline", env: "VKC_OFFLINE", help: "never try release downloads" },
   { flag: "--no-build", env: "VKC_NO_BUILD", help: "never build binaries from Go modules" },

@@ -18,6 +18,7 @@ import { UsageError } from "./errors.ts";
  * | VKC_OFFLINE=1 | never try release downloads | unset |
  * | VKC_NO_BUILD=1 | never build from Go modules | unset |
  * | VKC_KEEP=1 | keep the target after the run and print how to reach and remove it | unset |
+ * | VKC_KEEP_ON_FAILURE=1 | local target: when the run fails, keep the target up (the script owns it until Ctrl-C or env:down) and print how to reach and remove it | unset |
  * | VKC_DEBUG=1 | stack traces and debug log lines | unset |
  * | VKC_SLOW=1 | include slow cases (token expiry) | unset |
  * | KUBEBUILDER_ASSETS | a directory holding etcd, kube-apiserver, kube-controller-manager (envtest) | unset |
@@ -70,6 +71,7 @@ export interface Config {
   offline: boolean;
   noBuild: boolean;
   keep: boolean;
+  keepOnFailure: boolean;
   dryRun: boolean;
   debug: boolean;
   slow: boolean;
@@ -138,6 +140,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (persona && nonEmpty("VKC_ISSUER")) throw new UsageError("--persona and --issuer both set the issuer: use one");
   if (flag(env, "VKC_KEEP") && target !== "kind")
     throw new UsageError(`--keep (VKC_KEEP) applies to the kind target; for a ${target} target that stays up, use npm run env:up`);
+  if (flag(env, "VKC_KEEP_ON_FAILURE") && target !== "local")
+    throw new UsageError(
+      `--keep-on-failure (VKC_KEEP_ON_FAILURE) applies to the local target; for kind use --keep, an existing target is yours and stays anyway`,
+    );
   return {
     target,
     flavor: oneOf("flavor (VKC_FLAVOR / --flavor)", nonEmpty("VKC_FLAVOR") ?? "vault", FLAVORS),
@@ -149,6 +155,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     offline: flag(env, "VKC_OFFLINE"),
     noBuild: flag(env, "VKC_NO_BUILD"),
     keep: flag(env, "VKC_KEEP"),
+    keepOnFailure: flag(env, "VKC_KEEP_ON_FAILURE"),
     dryRun: flag(env, "VKC_DRY_RUN"),
     debug: flag(env, "VKC_DEBUG"),
     slow: flag(env, "VKC_SLOW"),

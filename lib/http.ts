@@ -1,5 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { traced, tracing, type TraceKind } from "./bench.ts";
 import { HarnessError } from "./errors.ts";
 
 export interface HttpRequest {
@@ -13,6 +14,8 @@ export interface HttpRequest {
   cert?: string;
   key?: string;
   timeoutMs?: number;
+  /** Label of this call in a VKC_TRACE_FILE trace (default: "vault" for /v1/ paths, else "http"). */
+  traceKind?: TraceKind;
 }
 
 export interface HttpResponse<T = unknown> {
@@ -29,6 +32,11 @@ export interface HttpResponse<T = unknown> {
  * by a timeout; a connection failure becomes an error that names the method and URL.
  */
 export function httpJson<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>> {
+  if (!tracing()) return send<T>(req);
+  return traced(req.traceKind ?? (new URL(req.url).pathname.startsWith("/v1/") ? "vault" : "http"), () => send<T>(req));
+}
+
+function send<T>(req: HttpRequest): Promise<HttpResponse<T>> {
   const url = new URL(req.url);
   const payload = req.body === undefined ? undefined : Buffer.from(JSON.stringify(req.body));
   const headers: Record<string, string> = { accept: "application/json", ...req.headers };

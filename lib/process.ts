@@ -127,14 +127,24 @@ export class StartedProcess implements AsyncDisposable {
     return this.#exit === undefined;
   }
 
+  /** stop() was called: an exit from now on is expected, not a death. */
+  get stopRequested(): boolean {
+    return this.#stopping;
+  }
+
+  /** "killed by SIGKILL" / "exited with code 1" once exited. */
+  get how(): string {
+    const e = this.#exit;
+    return e ? (e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`) : "is running";
+  }
+
   tail(lines = 30): string {
     return this.#tail.slice(-lines).join("\n");
   }
 
   /** An error for "this process exited while we needed it", with its log tail. */
   exitedError(during: string): HarnessError {
-    const e = this.#exit;
-    const how = e ? (e.signal ? `killed by ${e.signal}` : `exited with code ${e.code}`) : "is not running";
+    const how = this.#exit ? this.how : "is not running";
     return new HarnessError(`${this.name} ${how} during ${during} (log: ${this.logFile})`, {
       details: `last lines of ${this.name}'s log:\n${this.tail(25)}`,
     });

@@ -3,7 +3,10 @@
  * through `redact()`. Known secrets (root tokens, reviewer JWTs, minted tokens) are registered by
  * value; JWT-shaped and Vault-token-shaped strings are caught by pattern as a second line of defence.
  */
-const known = new Set<string>();
+// One set per process (on globalThis): vitest's module runner loads its own copy of this module
+// for the globalSetup, and a secret registered there must be redacted by the scripts' copy too.
+const known: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for("vault-k8s-conformance.secrets")] ??=
+  new Set<string>()) as Set<string>;
 
 /** Register a secret value so that it is never printed. Returns the value for chaining. */
 export function registerSecret<T extends string | undefined>(value: T): T {

@@ -1,11 +1,16 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startVitest } from "vitest/node";
+import { startVitest, type TestModule, type Vitest } from "vitest/node";
 import { PACKAGE_ROOT, type Config } from "./config.ts";
 import { HarnessError } from "./errors.ts";
+import { onShutdown, ownSignals } from "./cleanup.ts";
+import { log } from "./log.ts";
+import { pidAlive } from "./process.ts";
 import { redact } from "./redact.ts";
+import { requestKeep } from "./target/keep.ts";
+import { describeDeath, onComponentDeath, type ComponentDeath } from "./target/watch.ts";
 import { ResultsReporter, type RunResults } from "./report/reporter.ts";
 
 /**
@@ -14,14 +19,50 @@ import { ResultsReporter, type RunResults } from "./report/reporter.ts";
  * vitest's exit code alone: zero cases executed is a failure, never a pass.
  */
 export async function runVitest(config: Config, projects: string[], filters: string[] = []): Promise<RunResults> {
-  const results = new ResultsReporter(config.reportsDir);
+  // A component that dies mid-run cancels the run (tests in flight end, no new file starts) and
+  // becomes the verdict's first line, instead of a minute of connection errors.
+  let died: ComponentDeath | undefined;
+  let running: Vitest | undefined;
+  const unwatch = onComponentDeath((d) => {
+    if (died) return;
+    died = d;
+    log.error("run", describeDeath(d));
+    void running?.cancelCurrentRun("test-failure");
+  });
+  // Ctrl-C: stop the runner (no worker creates anything any more) before targets are torn down.
+  const unhook = onShutdown(
+    async () => {
+      await Promise.race([running?.close(), new Promise((r) => setTimeout(r, 3000).unref())]);
+      await stopChildren((cmdline) => cmdline.includes("vitest"));
+    },
+    { first: true },
+  );
+  const results = new ResultsReporter(config.reportsDir, () => (died ? describeDeath(died) : undefined));
   const junit = join(config.reportsDir, "junit.xml");
   const vitest = await startVitest("test", filters, {
     run: true,
     watch: false,
     project: projects,
-    reporters: ["default", ["junit", { outputFile: junit }], results],
+    reporters: [
+      "default",
+      ["junit", { outputFile: junit }],
+      results,
+      {
+        onInit: (v: Vitest) => {
+          running = v;
+          ownSignals();
+        },
+        // Before the globalSetup's teardown, which asks whether to keep the target.
+        onTestRunEnd: (modules: ReadonlyArray<TestModule>, unhandled: ReadonlyArray<unknown>) => {
+          const failed = died || unhandled.length > 0 || modules.some((m) => m.state() === "failed");
+          if (config.keepOnFailure && failed) requestKeep();
+        },
+      },
+    ],
     passWithNoTests: false,
+  }).finally(() => {
+    unwatch();
+    unhook();
   });
   await vitest.close();
   // The JUnit reporter writes what assertions printed; pass it through redaction too.
@@ -36,9 +77,13 @@ export async function runVitest(config: Config, projects: string[], filters: str
 }
 
 /** The plain closing line CI reads, then the exit code: 0 only if cases ran and none failed. */
-export function verdict(r: Pick<RunResults, "totals">, label: string): number {
+export function verdict(r: Pick<RunResults, "totals" | "aborted">, label: string): number {
   const { passed, failed, skipped } = r.totals;
   process.stdout.write(`\n${label}: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}\n`);
+  if (r.aborted) {
+    process.stderr.write(`error: ${r.aborted}\n`);
+    return 1;
+  }
   if (passed + failed === 0) {
     process.stderr.write("error: no test case was executed; that is not a pass\n");
     return 1;
@@ -77,4 +122,38 @@ export async function runConformanceChild(o: {
   } catch {
     return { code, results: undefined, logFile };
   }
+}
+
+/**
+ * Stops this process's child processes whose command line matches (vitest's workers, which
+ * outlive a closing runner by a moment otherwise): SIGTERM, then SIGKILL after 2 s. Linux /proc
+ * only; elsewhere the workers end when their IPC channel closes.
+ */
+async function stopChildren(match: (cmdline: string) => boolean): Promise<void> {
+  const children = (): number[] => {
+    const out: number[] = [];
+    for (const name of existsSync("/proc") ? readdirSync("/proc").filter((n) => /^\d+$/.test(n)) : []) {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+        const ppid = Number(/^\d+ \(.*\) \S (\d+)/.exec(stat)?.[1]);
+        if (ppid === process.pid && match(readFileSync(`/proc/${name}/cmdline`, "utf8"))) out.push(Number(name));
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return out;
+  };
+  const signal = (pids: number[], sig: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone
+      }
+    }
+  };
+  let left = children();
+  signal(left, "SIGTERM");
+  for (let i = 0; i < 40 && (left = children().filter(pidAlive)).length; i++) await new Promise((r) => setTimeout(r, 50));
+  signal(left, "SIGKILL");
 }

@@ -2,7 +2,10 @@
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { announcePlan, dryRun } from "../lib/target/dry-run.ts";
 import { preflight } from "../lib/target/start.ts";
+import { join } from "node:path";
 import { runVitest, verdict } from "../lib/run.ts";
+import { keptTarget } from "../lib/target/keep.ts";
+import { recordOwnedTarget } from "../lib/target/state.ts";
 
 await runScript(
   {
@@ -16,6 +19,15 @@ await runScript(
     await preflight(config);
     await announcePlan(config);
     const r = await runVitest(config, ["conformance"], parsed.positionals);
-    return verdict(r, `conformance (${r.target ?? config.target}, ${r.flavor ?? config.flavor})`);
+    const code = verdict(r, `conformance (${r.target ?? config.target}, ${r.flavor ?? config.flavor})`);
+    const kept = keptTarget();
+    if (kept) {
+      // --keep-on-failure: stay up as the target's owner; Ctrl-C or env:down tears it down.
+      const file = join(config.reportsDir, "kept-target.json");
+      process.stdout.write(`\n--keep-on-failure: the run failed; the target stays up for you to inspect.\n`);
+      process.stdout.write(await recordOwnedTarget(kept.info, file, "is kept"));
+      await new Promise(() => undefined); // the shutdown hook stops the target and exits
+    }
+    return code;
   },
 );

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadCases, mapPath, substitute, type Expect } from "../lib/target/cases.ts";
 import { SuiteContext } from "../lib/target/suite.ts";
-import { enableKv, login, policyFromFixtures, rebasePolicy, writeRole } from "../lib/target/steps.ts";
+import { login, policyFromFixtures, rebasePolicy, runMark, writeRole } from "../lib/target/steps.ts";
 import { waitFor } from "../lib/wait.ts";
 import { describeResponse, type VaultClient, type VaultResponse } from "../lib/vault/client.ts";
 
@@ -35,9 +35,7 @@ describe.each(cases)("$name ($file)", (c) => {
     ns = await ctx.namespace("case");
     if ((c.logins ?? []).some((l) => l.namespace === "other")) other = await ctx.namespace("other");
     for (const [name, m] of Object.entries(c.mounts ?? {})) {
-      mounts[name] = ctx.name(name);
-      await enableKv(ctx.vault, mounts[name], m.version ?? 1);
-      ctx.teardown.defer(`unmount ${mounts[name]}`, () => ctx.vault.must("DELETE", `sys/mounts/${mounts[name]}`));
+      mounts[name] = await ctx.kv(name, m.version ?? 1);
     }
     for (const s of c.seed ?? []) await ctx.vault.must("POST", mapPath(s.path, mounts), s.body);
     for (const [name, file] of Object.entries(c.policies ?? {})) {
@@ -45,7 +43,9 @@ describe.each(cases)("$name ($file)", (c) => {
     }
     if (c.defaultPolicy) {
       const before = String((await ctx.vault.must("GET", "sys/policies/acl/default")).body.data.policy);
-      await ctx.vault.must("PUT", "sys/policies/acl/default", { policy: `${before}\n${rebasePolicy(c.defaultPolicy.append, mounts)}` });
+      // Marked, so that an interrupted run's sweep can take exactly this block out again.
+      const block = `# begin ${runMark(ctx.info.runId)}\n${rebasePolicy(c.defaultPolicy.append, mounts)}\n# end ${runMark(ctx.info.runId)}`;
+      await ctx.vault.must("PUT", "sys/policies/acl/default", { policy: `${before}\n${block}\n` });
       ctx.teardown.defer("restore the default policy", () => ctx.vault.must("PUT", "sys/policies/acl/default", { policy: before }));
     }
     for (const sa of other ? [...new Set((c.logins ?? []).filter((l) => l.namespace === "other").map((l) => l.serviceAccount))] : [])

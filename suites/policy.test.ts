@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SuiteContext } from "../lib/target/suite.ts";
-import { enableKv, login, policyFromFixtures, rebasePolicy, writeRole } from "../lib/target/steps.ts";
+import { login, policyFromFixtures, rebasePolicy, writeRole } from "../lib/target/steps.ts";
 import { describeResponse, type VaultClient } from "../lib/vault/client.ts";
 
 // What a logged-in workload may do: exactly its policy's capabilities, and 403 everywhere else
@@ -16,17 +16,9 @@ describe("policy enforcement for a kubernetes-auth token", () => {
   beforeAll(async () => {
     ctx = await SuiteContext.create("policy");
     const { mount } = await ctx.standardAuth();
-    kv1 = ctx.name("secret");
-    myApp = ctx.name("my-app");
-    kv2 = ctx.name("kv2");
-    for (const [path, v] of [
-      [kv1, 1],
-      [myApp, 1],
-      [kv2, 2],
-    ] as const) {
-      await enableKv(ctx.vault, path, v);
-      ctx.teardown.defer(`unmount ${path}`, () => ctx.vault.must("DELETE", `sys/mounts/${path}`));
-    }
+    kv1 = await ctx.kv("secret", 1);
+    myApp = await ctx.kv("my-app", 1);
+    kv2 = await ctx.kv("kv2", 2);
     const mounts = { secret: kv1, "my-app": myApp };
     const demoPolicy = await ctx.policy("demo-policy", rebasePolicy(await policyFromFixtures(ctx.fixturesDir, "demo-policy.hcl"), mounts));
     const appPolicy = await ctx.policy("my-app", rebasePolicy(await policyFromFixtures(ctx.fixturesDir, "my-app.hcl"), mounts));

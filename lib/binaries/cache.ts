@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile, copyFile } from "node:fs/promises";
 import { join } from "node:path";
+import { onShutdown } from "../cleanup.ts";
 import { log } from "../log.ts";
 import { pidAlive } from "../process.ts";
 import type { Component } from "./pins.ts";
@@ -118,9 +119,12 @@ export async function withLock<T>(
       await new Promise((r) => setTimeout(r, o.pollMs ?? 2000));
     }
   }
+  // Ctrl-C exits without running `finally`: the lock goes with the shutdown hooks too.
+  const unlisten = onShutdown(() => rm(file, { force: true }));
   try {
     return await fn();
   } finally {
+    unlisten();
     await rm(file, { force: true });
   }
 }

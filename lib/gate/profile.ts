@@ -219,7 +219,7 @@ async function harnessVault(
   t.defer(`delete ClusterRoleBinding ${reviewer.bindingName}`, () => removeReviewerBinding(kube, reviewer));
   const jwt = await reviewerJwt(kube, reviewer, "secret");
   const mount = `vkc-profile-${tag}`;
-  await enableKubernetesAuth(vault, mount);
+  await enableKubernetesAuth(vault, mount, info.runId);
   t.defer(`disable auth mount ${mount}`, () => disableAuth(vault, mount));
   const iss = await kube.requestToken(ns, "probe", { expirationSeconds: 600 }).then((j) => String(decodeJwt(j).iss));
   const settings = issuerSettingsFor(mode, { discovered: iss, preUpgrade: info.persona?.previousIssuer });

@@ -8,6 +8,7 @@ import {
   type V1Pod,
   type V1Secret,
 } from "@kubernetes/client-node";
+import { traceApi, traced } from "../bench.ts";
 import { HarnessError } from "../errors.ts";
 import { httpJson, type HttpResponse } from "../http.ts";
 import { registerSecret } from "../redact.ts";
@@ -39,9 +40,10 @@ export class Kube {
   readonly objects: KubernetesObjectApi;
 
   constructor(readonly kc: KubeConfig) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.rbac = kc.makeApiClient(RbacAuthorizationV1Api);
-    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    // traceApi: the objects themselves unless VKC_TRACE_FILE is set (lib/bench.ts).
+    this.core = traceApi("kube", kc.makeApiClient(CoreV1Api));
+    this.rbac = traceApi("kube", kc.makeApiClient(RbacAuthorizationV1Api));
+    this.objects = traceApi("kube", KubernetesObjectApi.makeApiClient(kc));
   }
 
   static fromFile(path: string, context?: string): Kube {
@@ -128,13 +130,15 @@ export class Kube {
         type: "kubernetes.io/service-account-token",
       },
     });
-    const token = await waitFor(
-      async () => {
-        const s: V1Secret = await this.core.readNamespacedSecret({ namespace, name: secretName });
-        const data = s.data?.token;
-        return data ? Buffer.from(data, "base64").toString("utf8") : undefined;
-      },
-      { what: `token controller populates Secret ${namespace}/${secretName}`, timeoutMs: 30_000, intervalMs: 150 },
+    const token = await traced("kube", () =>
+      waitFor(
+        async () => {
+          const s: V1Secret = await this.core.readNamespacedSecret({ namespace, name: secretName });
+          const data = s.data?.token;
+          return data ? Buffer.from(data, "base64").toString("utf8") : undefined;
+        },
+        { what: `token controller populates Secret ${namespace}/${secretName}`, timeoutMs: 30_000, intervalMs: 150 },
+      ),
     );
     return { secretName, token: registerSecret(token) };
   }
@@ -156,17 +160,19 @@ export class Kube {
   async deletePod(namespace: string, name: string): Promise<void> {
     // No kubelet: without gracePeriodSeconds=0 the Pod would wait for one forever.
     await this.core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 });
-    await waitFor(
-      async () => {
-        try {
-          await this.core.readNamespacedPod({ namespace, name });
-          return false;
-        } catch (err) {
-          if (isNotFound(err)) return true;
-          throw err;
-        }
-      },
-      { what: `Pod ${namespace}/${name} is gone`, timeoutMs: 30_000 },
+    await traced("kube", () =>
+      waitFor(
+        async () => {
+          try {
+            await this.core.readNamespacedPod({ namespace, name });
+            return false;
+          } catch (err) {
+            if (isNotFound(err)) return true;
+            throw err;
+          }
+        },
+        { what: `Pod ${namespace}/${name} is gone`, timeoutMs: 30_000 },
+      ),
     );
   }
 
@@ -202,6 +208,7 @@ export async function rawGet(
   const opts: { headers: Record<string, string> } & Record<string, unknown> = { headers: {} };
   await kc.applyToHTTPSOptions(opts);
   return httpJson<Record<string, unknown>>({
+    traceKind: "kube",
     url: `${cluster.server.replace(/\/$/, "")}${path}`,
     headers: { ...Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k, String(v)])), ...extraHeaders },
     ca: bufToString(opts.ca),

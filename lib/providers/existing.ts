@@ -6,11 +6,13 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { Teardown } from "../cleanup.ts";
 import type { Config } from "../config.ts";
 import { HarnessError, UsageError, errorMessage } from "../errors.ts";
-import { rawGet } from "../kube/client.ts";
+import { Kube, rawGet } from "../kube/client.ts";
+import { sweepRun } from "../target/sweep.ts";
 import { log } from "../log.ts";
 import { registerSecret } from "../redact.ts";
 import type { TargetInfo } from "../target/info.ts";
 import { VaultClient } from "../vault/client.ts";
+import { assertVaultReady } from "../vault/ready.ts";
 import { StartedProcess } from "../process.ts";
 import { provisionVault } from "../target/start.ts";
 import { newRunId, startDevVault } from "./local.ts";
@@ -121,16 +123,10 @@ export async function attachExistingTarget(config: Config, o: { preflight?: bool
       vaultAddr = started.address;
       log.info("existing", `${runId}: started ${config.flavor} ${started.version} dev server at ${vaultAddr}`);
     }
-    // Vault reachable, unsealed, and the token valid.
+    // Vault reachable, initialized, unsealed, and the token valid (lib/vault/ready.ts).
     const caCert = vaultCACert ? await readFile(vaultCACert, "utf8") : undefined;
     const vault = new VaultClient({ address: vaultAddr!, token: vaultToken!, caCert, timeoutMs: 10_000 });
-    const health = await vault.read<{ version?: string; sealed?: boolean }>("sys/health").catch((err) => {
-      throw new HarnessError(`cannot reach Vault at ${vaultAddr}: ${errorMessage(err)}`, { exitCode: 2 });
-    });
-    if (health.body?.sealed) throw new HarnessError(`Vault at ${vaultAddr} is sealed: unseal it first`, { exitCode: 2 });
-    const self = await vault.read("auth/token/lookup-self");
-    if (self.status !== 200)
-      throw new HarnessError(`VAULT_TOKEN is not valid for ${vaultAddr} (lookup-self: HTTP ${self.status})`, { exitCode: 2 });
+    const health = await assertVaultReady(vault, { flavor: config.flavor });
 
     const tokenFile = join(work, "vault-token");
     await writeFile(tokenFile, vaultToken!, { mode: 0o600 });
@@ -145,7 +141,7 @@ export async function attachExistingTarget(config: Config, o: { preflight?: bool
         ? await readFile(cluster.caFile, "utf8")
         : "";
     const kubeVersion = String(version.body.gitVersion ?? "unknown");
-    const vaultVersion = String(health.body?.version ?? "unknown");
+    const vaultVersion = String(health.version ?? "unknown");
     const info: TargetInfo = {
       runId,
       target: "existing",
@@ -173,6 +169,20 @@ export async function attachExistingTarget(config: Config, o: { preflight?: bool
       artifactsDir,
       logs,
     };
+    // Last step of the teardown (registered last, so it runs first): whatever the suites left,
+    // because they were interrupted or a worker died, is found by run id and removed.
+    const kube = new Kube(kc);
+    t.defer("remove what the run left on the cluster and Vault", async () => {
+      // Bounded: a hung API server must not hang the teardown (the Kubernetes client has no timeout of its own).
+      let timer: NodeJS.Timeout | undefined;
+      const left = await Promise.race([
+        sweepRun({ kube, vault }, runId),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("no answer within 60s; remove objects labelled with the run id by hand")), 60_000);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (left.length) log.warn("existing", `${runId}: removed ${left.length} object(s) the suites left: ${left.join(", ")}`);
+    });
     log.info(
       "existing",
       `${runId}: attached to ${cluster.server} (context ${kc.getCurrentContext()}, kubernetes ${kubeVersion}) and ${config.flavor} ${vaultVersion} at ${vaultAddr}`,

@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { traced, traceRecord } from "../bench.ts";
 import { onExitSync, Teardown } from "../cleanup.ts";
 import type { Config, Flavor } from "../config.ts";
 import { HarnessError } from "../errors.ts";
@@ -12,6 +13,7 @@ import { freePort } from "../ports.ts";
 import { StartedProcess, type ProcessSpec } from "../process.ts";
 import { registerSecret } from "../redact.ts";
 import type { TargetInfo } from "../target/info.ts";
+import type { ComponentDeath } from "../target/watch.ts";
 import { waitFor } from "../wait.ts";
 import { generatePki, type Pki } from "./pki.ts";
 import { adminKubeconfig } from "../kube/kubeconfig.ts";
@@ -55,13 +57,17 @@ export class StartedLocalTarget implements AsyncDisposable {
     readonly startupMs: number,
   ) {}
 
-  /** The first component that is no longer running, if any (a dead apiserver, say). */
-  deadComponent(): StartedProcess | undefined {
-    return Object.values(this.processes).find((p) => !p.running);
+  /** Reports each component that exits without being asked to (a killed apiserver, say). */
+  watch(fn: (d: ComponentDeath) => void): void {
+    for (const p of Object.values(this.processes)) {
+      void p.exited.then(() => {
+        if (!p.stopRequested) fn({ name: p.name, pid: p.pid, how: p.how, logFile: p.logFile });
+      });
+    }
   }
 
   stop(): Promise<void> {
-    return this.teardown.run();
+    return traced("stop", () => this.teardown.run());
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -271,6 +277,7 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
       "local",
       `${runId}: ready in ${formatDuration(ms)}: kubernetes ${kubeVersion}, etcd ${etcdVersion}, ${flavor} ${vault.version}`,
     );
+    traceRecord("start", started); // no-op unless VKC_TRACE_FILE is set
     return new StartedLocalTarget(info, processes, t, ms);
   } catch (err) {
     await t.run();

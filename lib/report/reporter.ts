@@ -29,6 +29,8 @@ export interface RunResults {
   totals: { passed: number; failed: number; skipped: number };
   cases: CaseResult[];
   unhandledErrors: string[];
+  /** Why the run ended early (a component died): the verdict is FAIL whatever the counts. */
+  aborted?: string;
 }
 
 /**
@@ -41,7 +43,10 @@ export class ResultsReporter implements Reporter {
   #started = Date.now();
   results: RunResults | undefined;
 
-  constructor(private readonly reportsDir: string) {}
+  constructor(
+    private readonly reportsDir: string,
+    private readonly abortedBy: () => string | undefined = () => undefined,
+  ) {}
 
   onInit(vitest: Vitest): void {
     this.#vitest = vitest;
@@ -104,6 +109,7 @@ export class ResultsReporter implements Reporter {
       totals,
       cases,
       unhandledErrors: errors,
+      ...(this.abortedBy() ? { aborted: this.abortedBy() } : {}),
     });
     await mkdir(this.reportsDir, { recursive: true });
     await writeFile(join(this.reportsDir, "results.json"), JSON.stringify(this.results, null, 2) + "\n");
@@ -112,13 +118,14 @@ export class ResultsReporter implements Reporter {
 }
 
 export function summaryMarkdown(r: RunResults): string {
-  const verdict = r.totals.failed === 0 && r.totals.passed > 0 ? "PASS" : "FAIL";
+  const verdict = r.totals.failed === 0 && r.totals.passed > 0 && !r.aborted ? "PASS" : "FAIL";
   const lines = [
     `## vault-k8s-conformance: ${verdict}`,
     "",
     `${r.totals.passed} passed, ${r.totals.failed} failed, ${r.totals.skipped} skipped in ${(r.durationMs / 1000).toFixed(1)}s`,
     "",
   ];
+  if (r.aborted) lines.push(`**Run aborted:** ${esc(r.aborted)}`, "");
   if (r.target) {
     lines.push(`Target **${r.target}**, flavor **${r.flavor}**, run \`${r.runId}\``, "");
     lines.push("| component | version |", "|---|---|");

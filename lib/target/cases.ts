@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { loadYaml } from "@kubernetes/client-node";
 import { UsageError } from "../errors.ts";
@@ -38,6 +38,24 @@ function check(cond: unknown, file: string, what: string): asserts cond {
   if (!cond) throw new UsageError(`invalid case file ${file}: ${what}`);
 }
 
+/** Why `path` could not be read, in words ("permission denied", "it is a directory", "a dangling symlink to X"). */
+export function unreadableReason(err: unknown, path: string): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === "ENOENT") {
+    try {
+      if (lstatSync(path).isSymbolicLink()) return `it is a dangling symlink to ${readlinkSync(path)}`;
+    } catch {
+      // not there at all
+    }
+    return "it does not exist";
+  }
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "EISDIR") return "it is a directory";
+  if (code === "ENOTDIR") return "a part of the path is not a directory";
+  if (code === "ELOOP") return "too many levels of symlinks";
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0]!;
+}
+
 export function loadCases(fixturesDir: string): CaseFile[] {
   const dir = join(fixturesDir, "cases");
   let names: string[];
@@ -45,19 +63,40 @@ export function loadCases(fixturesDir: string): CaseFile[] {
     names = readdirSync(dir)
       .filter((n) => /\.ya?ml$/.test(n))
       .sort();
-  } catch {
-    return []; // no cases directory: nothing user-defined to run
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return []; // no cases directory: nothing user-defined to run
+    throw new UsageError(
+      `cannot read the case directory ${dir}: ${unreadableReason(err, dir)}: make it a readable directory, or remove it`,
+    );
   }
   return names.map((n) => {
     const file = join(dir, n);
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new UsageError(`cannot read case file ${file}: ${unreadableReason(err, file)}: make it a readable YAML file, or remove it`);
+    }
     let doc: CaseFile;
     try {
-      doc = loadYaml<CaseFile>(readFileSync(file, "utf8"));
+      doc = loadYaml<CaseFile>(text);
     } catch (err) {
       throw new UsageError(`invalid YAML in ${file}: ${(err as Error).message.split("\n")[0]}`);
     }
     check(doc && typeof doc === "object", file, "not a mapping");
     check(typeof doc.name === "string", file, "`name` is required");
+    check(
+      doc.policies === undefined || (typeof doc.policies === "object" && !Array.isArray(doc.policies) && doc.policies !== null),
+      file,
+      "`policies` must map policy names to file names of the policies directory",
+    );
+    for (const [name, f] of Object.entries(doc.policies ?? {}))
+      check(typeof f === "string" && f !== "", file, `policy "${name}" must name a file of ${join(fixturesDir, "policies")}`);
+    check(
+      doc.defaultPolicy === undefined || typeof doc.defaultPolicy?.append === "string",
+      file,
+      "`defaultPolicy.append` must be policy HCL (a string)",
+    );
     for (const l of doc.logins ?? []) {
       check(doc.roles?.[l.role] !== undefined, file, `login uses unknown role "${l.role}"`);
       check(typeof l.expect?.status === "number", file, `login for role "${l.role}" needs expect.status`);

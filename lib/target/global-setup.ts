@@ -5,6 +5,8 @@ import { loadConfig } from "../config.ts";
 import { describeError, HarnessError } from "../errors.ts";
 import { log, setLogLevel } from "../log.ts";
 import type { TargetInfo } from "./info.ts";
+import { handOver } from "./keep.ts";
+import { announceDeath } from "./watch.ts";
 import { readTargetInfo, startTarget, type StartedTarget } from "./start.ts";
 
 declare module "vitest" {
@@ -33,6 +35,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     } else {
       target = await startTarget(config);
       info = target.info;
+      target.watch?.(announceDeath);
     }
   } catch (err) {
     const msg = describeError(err);
@@ -43,6 +46,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("fixturesDir", config.fixturesDir);
   project.provide("slow", config.slow);
   return async () => {
+    // --keep-on-failure and the run failed: the script keeps the target up and owns it now.
+    if (handOver(target)) return;
     // Failed cases leave diagnostics bundles; then let the provider add its own (kind's logs).
     if (target?.onFailure && (await readdir(join(info.artifactsDir, "diagnostics")).catch(() => [])).length > 0) {
       await target.onFailure();

@@ -5,14 +5,17 @@ import type { Component } from "../binaries/index.ts";
 import { attachExistingTarget } from "../providers/existing.ts";
 import { startLocalTarget, type LocalTargetOptions } from "../providers/local.ts";
 import { loadPersona } from "../gate/persona.ts";
+import { checkExternalVault } from "../vault/ready.ts";
+import { checkFixtureFiles, checkPolicies, policyParser } from "./fixtures-check.ts";
 import type { TargetInfo } from "./info.ts";
+import type { ComponentDeath } from "./watch.ts";
 
 export interface StartedTarget extends AsyncDisposable {
   info: TargetInfo;
   startupMs: number;
   stop(): Promise<void>;
-  /** A component that died since start (local target), for failure messages. */
-  deadComponent?(): { name: string; logFile: string } | undefined;
+  /** Reports components that die while the target is in use (local target's processes). */
+  watch?(fn: (d: ComponentDeath) => void): void;
   /** Called once after a run with failed cases, before stop (kind: export the cluster's logs). */
   onFailure?(): Promise<void>;
 }
@@ -66,12 +69,20 @@ export async function provisionVault(config: Config): Promise<string> {
  * exit code 2 from the script instead of a failed test run.
  */
 export async function preflight(config: Config): Promise<void> {
-  if (process.env.VKC_TARGET_INFO) return;
+  // Fixtures first (cases, reviewer manifest, policy files): bad input whatever the target.
+  const policies = checkFixtureFiles(config.fixturesDir);
+  if (process.env.VKC_TARGET_INFO) return checkPolicies(policies, await policyParser(config));
   if (config.target === "local") {
     if (config.persona) loadPersona(config.fixturesDir, config.persona); // bad persona: one line, before any build
-    await provisionLocal(config);
+    // The policies' HCL, parsed by the very binary the target will run.
+    await checkPolicies(policies, (await provisionLocal(config)).vault);
+  } else {
+    await checkPolicies(policies, await policyParser(config)); // only a binary at hand: provisions nothing
   }
-  if (config.target === "existing") await (await attachExistingTarget(config, { preflight: true })).stop();
+  if (config.target === "existing") {
+    if (config.vault.mode === "external") await checkExternalVault(config); // before (and without) the cluster
+    await (await attachExistingTarget(config, { preflight: true })).stop();
+  }
   if (config.target === "kind") {
     const { requireKindTools } = await import("../providers/kind.ts");
     const { nodeImageFor, vaultImageFor } = await import("../providers/kind-plan.ts");

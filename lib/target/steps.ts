@@ -129,9 +129,18 @@ export async function discoverIssuer(kube: Kube, namespace: string, serviceAccou
 
 // ---- Vault ---------------------------------------------------------------------------------
 
+/**
+ * What marks a run's objects in Vault: the description of its auth and secrets mounts and the
+ * first line of its policies (as a comment), so that an interrupted run on your Vault can be
+ * swept by run id (lib/target/sweep.ts) without touching anything else.
+ */
+export function runMark(runId: string): string {
+  return `vault-k8s-conformance run ${runId}`;
+}
+
 /** Step 4a: `vault auth enable -path=<mount> kubernetes`. */
-export async function enableKubernetesAuth(vault: VaultClient, mount: string): Promise<void> {
-  await vault.must("POST", `sys/auth/${mount}`, { type: "kubernetes", description: "vault-k8s-conformance" });
+export async function enableKubernetesAuth(vault: VaultClient, mount: string, runId?: string): Promise<void> {
+  await vault.must("POST", `sys/auth/${mount}`, { type: "kubernetes", description: runId ? runMark(runId) : "vault-k8s-conformance" });
 }
 
 export async function disableAuth(vault: VaultClient, mount: string): Promise<void> {
@@ -250,6 +259,15 @@ export function rebasePolicy(hcl: string, mounts: Record<string, string>): strin
 }
 
 /** Mounts a secrets engine (kv v1 or v2) at `path`. */
-export async function enableKv(vault: VaultClient, path: string, version: 1 | 2): Promise<void> {
-  await vault.must("POST", `sys/mounts/${path}`, { type: "kv", options: { version: String(version) } });
+export async function enableKv(vault: VaultClient, path: string, version: 1 | 2, runId?: string): Promise<void> {
+  await vault.must("POST", `sys/mounts/${path}`, {
+    type: "kv",
+    options: { version: String(version) },
+    ...(runId ? { description: runMark(runId) } : {}),
+  });
+}
+
+/** A policy's text marked as the run's (see runMark). */
+export function markedPolicy(runId: string, hcl: string): string {
+  return `# ${runMark(runId)}\n${hcl}`;
 }

@@ -9,6 +9,8 @@ import {
   connect,
   disableAuth,
   enableKubernetesAuth,
+  enableKv,
+  markedPolicy,
   removeReviewerBinding,
   reviewerJwt,
   writeAuthConfig,
@@ -77,14 +79,22 @@ export class SuiteContext {
 
   async mount(prefix = "k8s"): Promise<string> {
     const m = this.name(prefix);
-    await enableKubernetesAuth(this.vault, m);
+    await enableKubernetesAuth(this.vault, m, this.info.runId);
     this.teardown.defer(`disable auth mount ${m}`, () => disableAuth(this.vault, m));
     return m;
   }
 
+  /** A kv secrets engine (v1 or v2) at a unique path. */
+  async kv(prefix: string, version: 1 | 2): Promise<string> {
+    const path = this.name(prefix);
+    await enableKv(this.vault, path, version, this.info.runId);
+    this.teardown.defer(`unmount ${path}`, () => this.vault.must("DELETE", `sys/mounts/${path}`));
+    return path;
+  }
+
   async policy(prefix: string, hcl: string): Promise<string> {
     const name = this.name(prefix);
-    await this.vault.must("PUT", `sys/policies/acl/${name}`, { policy: hcl });
+    await this.vault.must("PUT", `sys/policies/acl/${name}`, { policy: markedPolicy(this.info.runId, hcl) });
     this.teardown.defer(`delete policy ${name}`, () => this.vault.must("DELETE", `sys/policies/acl/${name}`));
     return name;
   }

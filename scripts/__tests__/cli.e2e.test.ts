@@ -57,6 +57,12 @@ describe("command-line errors", () => {
       "error: --keep (VKC_KEEP) applies to the kind target; for a local target that stays up, use npm run env:up",
     ],
     ["env-down.ts", ["--file"], {}, "error: --file needs a value (FILE)"],
+    [
+      "conformance.ts",
+      ["--target", "kind", "--keep-on-failure"],
+      {},
+      "error: --keep-on-failure (VKC_KEEP_ON_FAILURE) applies to the local target; for kind use --keep, an existing target is yours and stays anyway",
+    ],
   ])("%s %j -> exit 2 and one line", (scriptName, args, env, line) => {
     const r = run(scriptName, args, env);
     expect(r.stderr.trim()).toBe(line);

@@ -1,7 +1,10 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { PACKAGE_ROOT } from "../../lib/config.ts";
+import { Kube } from "../../lib/kube/client.ts";
+import type { TargetInfo } from "../../lib/target/info.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunResults } from "../../lib/report/reporter.ts";
 import { liveProcesses, script, waitForOutput } from "./helpers.ts";
@@ -48,5 +51,52 @@ describe("npm run conformance", () => {
     expect(await run.exited).toBe(130);
     expect(liveProcesses(runId)).toEqual([]);
     expect(readdirSync(tmpdir()).filter((n) => n.startsWith(runId))).toEqual([]);
+  });
+
+  it("--keep-on-failure: a failed run keeps the target up, says how to reach and remove it; env:down removes it all", async () => {
+    const fixtures = join(dir, "fixtures");
+    cpSync(join(PACKAGE_ROOT, "fixtures"), fixtures, { recursive: true });
+    // One case that fails: the role admits the ServiceAccount, the case expects a 403.
+    writeFileSync(
+      join(fixtures, "cases", "zz-fails.yaml"),
+      [
+        "name: fails on purpose",
+        "serviceAccounts: [app]",
+        'roles: { app: { bound_service_account_names: [app], bound_service_account_namespaces: ["${namespace}"] } }',
+        "logins: [{ role: app, serviceAccount: app, expect: { status: 403, error: permission denied } }]",
+        "",
+      ].join("\n"),
+    );
+    const reports = join(dir, "keep");
+    const run = script("conformance.ts", ["--reports", reports, "--fixtures", fixtures, "--keep-on-failure", "suites/fixture-cases"]);
+    await waitForOutput(run, /is kept/, 180_000);
+    expect(run.output()).toMatch(/conformance \(local, \w+\): \d+ passed, 1 failed/);
+    const file = join(reports, "kept-target.json");
+    expect(run.output()).toContain(`stop it:                Ctrl-C here, or npm run env:down -- --file ${file}`);
+    const info = JSON.parse(readFileSync(file, "utf8")) as TargetInfo;
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    // It is really up: Vault answers, and the API server serves the run's objects.
+    expect((await fetch(`${info.vault.address}/v1/sys/health`)).status).toBe(200);
+    const kube = Kube.fromFile(info.kube.kubeconfigPath);
+    const namespaces = await kube.core.listNamespace();
+    expect(namespaces.items.length).toBeGreaterThanOrEqual(4);
+    expect(liveProcesses(info.runId, Object.values(info.pids ?? {})).length).toBeGreaterThanOrEqual(4);
+    const down = script("env-down.ts", ["--file", file]);
+    expect(await down.exited).toBe(0);
+    expect(down.output().trim()).toBe("target stopped");
+    expect(await run.exited).toBe(143);
+    expect(liveProcesses(info.runId, Object.values(info.pids ?? {}))).toEqual([]);
+    expect(existsSync(dirname(info.vault.tokenFile))).toBe(false);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it("--keep-on-failure on a passing run keeps nothing", async () => {
+    const reports = join(dir, "keep-pass");
+    const run = conformance(["--reports", reports, "--keep-on-failure", "suites/smoke"]);
+    expect(await run.exited, run.output()).toBe(0);
+    expect(run.output()).not.toContain("is kept");
+    const results = JSON.parse(readFileSync(join(reports, "results.json"), "utf8")) as RunResults;
+    expect(liveProcesses(results.runId!)).toEqual([]);
+    expect(existsSync(join(reports, "kept-target.json"))).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -21,6 +21,37 @@ async function up(dir: string, name: string) {
   return { ...run, info, out };
 }
 
+/** Listening TCP sockets of these processes, from /proc: (pid, local IP). */
+function listeningAddresses(pids: number[]): { pid: number; address: string }[] {
+  const inodes = new Map<string, number>();
+  for (const pid of pids) {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.set(m[1]!, pid);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  const out: { pid: number; address: string }[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== "0A" || !inodes.has(f[9]!)) continue; // 0A: LISTEN
+      out.push({ pid: inodes.get(f[9]!)!, address: ipOf(f[1]!.split(":")[0]!) });
+    }
+  }
+  return out;
+}
+
+/** /proc/net/tcp{,6} hex address -> dotted IPv4 (IPv4-mapped IPv6 too) or the IPv6 hex. */
+function ipOf(hex: string): string {
+  const v4 = hex.length === 8 ? hex : hex.startsWith("0000000000000000FFFF0000") ? hex.slice(24) : undefined;
+  if (!v4) return hex === "00000000000000000000000001000000" ? "::1" : hex;
+  return [3, 2, 1, 0].map((i) => parseInt(v4.slice(i * 2, i * 2 + 2), 16)).join(".");
+}
+
 describe("env:up / env:down lifecycle", () => {
   let dir: string;
   beforeAll(async () => {
@@ -41,6 +72,27 @@ describe("env:up / env:down lifecycle", () => {
     expect(existsSync(t.out)).toBe(false);
     // The logs stay for diagnostics, redacted.
     for (const log of Object.values(t.info.logs)) expect(existsSync(log)).toBe(true);
+  });
+
+  it("secret files are 0600 in a 0700 work dir, logs are 0600, and every component listens on 127.0.0.1 only", async () => {
+    const t = await up(dir, "perms");
+    try {
+      const work = dirname(t.info.vault.tokenFile);
+      expect(statSync(work).mode & 0o777).toBe(0o700);
+      const secrets = readdirSync(work, { withFileTypes: true }).filter((e) => e.isFile());
+      expect(secrets.map((e) => e.name)).toEqual(expect.arrayContaining(["vault-token", "kubeconfig", "sa.key", "apiserver.key"]));
+      for (const e of secrets) expect([e.name, statSync(join(work, e.name)).mode & 0o777]).toEqual([e.name, 0o600]);
+      for (const log of Object.values(t.info.logs)) expect([log, statSync(log).mode & 0o777]).toEqual([log, 0o600]);
+      const listening = listeningAddresses(Object.values(t.info.pids ?? {}));
+      for (const name of ["etcd", "kube-apiserver", t.info.flavor]) {
+        const pid = t.info.pids![name]!;
+        expect(listening.filter((l) => l.pid === pid).length, `${name} listens`).toBeGreaterThanOrEqual(1);
+      }
+      expect(listening.filter((l) => l.address !== "127.0.0.1")).toEqual([]);
+    } finally {
+      t.child.kill("SIGTERM");
+      await t.exited;
+    }
   });
 
   it("a second run while one is up does not disturb it; then npm run env:down stops the first", async () => {

@@ -62,6 +62,47 @@ describe("--target existing against a running local target", () => {
     expect((await vault.list("sys/policies/acl")).body.data.keys.sort()).toEqual(policiesBefore);
   });
 
+  it("Ctrl-C in the middle of a run on your cluster and Vault: every namespace, binding, mount and policy of the run is swept", async () => {
+    const kube = Kube.fromFile(info.kube.kubeconfigPath);
+    const vault = new VaultClient({ address: info.vault.address, token });
+    const snapshot = async () => ({
+      auth: Object.keys((await vault.read("sys/auth")).body.data).sort(),
+      mounts: Object.keys((await vault.read("sys/mounts")).body.data).sort(),
+      policies: (await vault.list("sys/policies/acl")).body.data.keys.sort(),
+      defaultPolicy: (await vault.read("sys/policies/acl/default")).body.data.policy,
+    });
+    const before = await snapshot();
+    const run = script("conformance.ts", ["--target", "existing", "--reports", join(dir, "int"), "suites/policy", "suites/fixture-cases"], {
+      KUBECONFIG: info.kube.kubeconfigPath,
+      VAULT_ADDR: info.vault.address,
+      VAULT_TOKEN: token,
+      VKC_FLAVOR: info.flavor,
+    });
+    await waitForOutput(run, /plan of run (vkc-\d{14}-[0-9a-f]{6})/);
+    const runId = /plan of run (vkc-\d{14}-[0-9a-f]{6})/.exec(run.output())![1]!;
+    const mark = `vault-k8s-conformance run ${runId}`;
+    // Interrupt once the run has objects in both systems.
+    const t0 = Date.now();
+    for (;;) {
+      const secrets = Object.values((await vault.read("sys/mounts")).body.data as Record<string, { description?: string }>);
+      const namespaces = await kube.core.listNamespace({ labelSelector: `${RUN_LABEL}=${runId}` });
+      if (secrets.some((m) => m.description === mark) && namespaces.items.length > 0) break;
+      if (run.child.exitCode !== null || Date.now() - t0 > 60_000) throw new Error(`no objects of ${runId} appeared:\n${run.output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    run.child.kill("SIGINT");
+    expect(await run.exited).toBe(130);
+    expect(run.output()).toMatch(new RegExp(`${runId}: removed \\d+ object\\(s\\) the suites left`));
+    for (const settle of [0, 3000]) {
+      await new Promise((r) => setTimeout(r, settle)); // and nothing comes back later from a worker
+      expect(await snapshot()).toEqual(before);
+      const namespaces = await kube.core.listNamespace({ labelSelector: `${RUN_LABEL}=${runId}` });
+      expect(namespaces.items.filter((n) => !n.metadata?.deletionTimestamp).map((n) => n.metadata?.name)).toEqual([]);
+      const bindings = await kube.rbac.listClusterRoleBinding({ labelSelector: `${RUN_LABEL}=${runId}` });
+      expect(bindings.items.map((b) => b.metadata?.name)).toEqual([]);
+    }
+  });
+
   it("profile on your Vault only reads: it records your kubernetes auth mount as configured and changes nothing", async () => {
     const kube = Kube.fromFile(info.kube.kubeconfigPath);
     const vault = new VaultClient({ address: info.vault.address, token });

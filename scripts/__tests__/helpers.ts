@@ -41,3 +41,52 @@ export function liveProcesses(needle: string, pids: number[] = []): number[] {
   }
   return [...found];
 }
+
+export interface ProcInfo {
+  pid: number;
+  comm: string;
+  cmdline: string;
+}
+
+/** Every live process below `pid` (children, their children...), from /proc. */
+export function descendants(pid: number): ProcInfo[] {
+  const parent = new Map<number, number>();
+  const info = new Map<number, ProcInfo>();
+  for (const name of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const m = /^(\d+) \((.*)\) (\S) (\d+)/.exec(stat);
+      if (!m || m[3] === "Z") continue;
+      parent.set(Number(m[1]), Number(m[4]));
+      info.set(Number(m[1]), {
+        pid: Number(m[1]),
+        comm: m[2]!,
+        cmdline: readFileSync(`/proc/${name}/cmdline`, "utf8").replace(/\0/g, " "),
+      });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: ProcInfo[] = [];
+  const walk = (p: number) => {
+    for (const [child, pp] of parent) {
+      if (pp === p && !out.some((o) => o.pid === child)) {
+        out.push(info.get(child)!);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Polls until `fn` returns a value; fails after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

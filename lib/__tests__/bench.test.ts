@@ -1,0 +1,256 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import {
+  median,
+  mergeIntervals,
+  overhead,
+  parseCounts,
+  parseTrace,
+  percentile,
+  runLoginLoad,
+  stats,
+  traceApi,
+  traced,
+  tracing,
+  unionLength,
+  type Interval,
+} from "../bench.ts";
+import { PACKAGE_ROOT } from "../config.ts";
+
+describe("bench: percentiles", () => {
+  it("uses the nearest rank: always one of the samples", () => {
+    const xs = [5, 1, 4, 2, 3, 6, 7, 8, 9, 10];
+    expect(percentile(xs, 50)).toBe(5);
+    expect(percentile(xs, 90)).toBe(9);
+    expect(percentile(xs, 99)).toBe(10);
+    expect(percentile(xs, 100)).toBe(10);
+    expect(percentile(xs, 1)).toBe(1);
+    expect(percentile([42], 99)).toBe(42);
+    // 100 samples 1..100: p99 is the 99th.
+    expect(
+      percentile(
+        Array.from({ length: 100 }, (_, i) => 100 - i),
+        99,
+      ),
+    ).toBe(99);
+  });
+  it("refuses no samples and percentiles outside (0, 100]", () => {
+    expect(() => percentile([], 50)).toThrow(/no values/);
+    expect(() => percentile([1], 0)).toThrow(RangeError);
+    expect(() => percentile([1], 101)).toThrow(RangeError);
+  });
+  it("median averages the two middle samples of an even count; stats keeps its shape", () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(stats([3000, 1000, 2000])).toEqual({ runs: 3, medianMs: 2000, minMs: 1000, maxMs: 3000, samplesMs: [3000, 1000, 2000] });
+  });
+  it("parses --login-ns lists", () => {
+    expect(parseCounts("1,10,50", "--login-ns")).toEqual([1, 10, 50]);
+    expect(parseCounts(" 5 ", "--login-ns")).toEqual([5]);
+    for (const bad of ["", "0", "1,,2", "a", "-1", "1.5"]) expect(() => parseCounts(bad, "--login-ns")).toThrow(/--login-ns/);
+  });
+});
+
+describe("bench: interval union", () => {
+  it("merges overlapping and touching intervals, drops empty and reversed ones", () => {
+    const ivs: Interval[] = [
+      [10, 20],
+      [0, 5],
+      [15, 30],
+      [30, 31],
+      [40, 40],
+      [50, 45],
+      [35, 36],
+    ];
+    expect(mergeIntervals(ivs)).toEqual([
+      [0, 5],
+      [10, 31],
+      [35, 36],
+    ]);
+    expect(unionLength(ivs)).toBe(5 + 21 + 1);
+    expect(unionLength([])).toBe(0);
+  });
+  it("counts nested intervals once", () => {
+    expect(
+      unionLength([
+        [0, 100],
+        [10, 20],
+        [30, 40],
+      ]),
+    ).toBe(100);
+  });
+  it("clips to a window", () => {
+    const ivs: Interval[] = [
+      [-10, 5],
+      [8, 12],
+      [95, 120],
+      [200, 300],
+    ];
+    expect(mergeIntervals(ivs, [0, 100])).toEqual([
+      [0, 5],
+      [8, 12],
+      [95, 100],
+    ]);
+    expect(unionLength(ivs, [0, 100])).toBe(14);
+  });
+  it("does not mutate its input", () => {
+    const ivs: Interval[] = [
+      [0, 10],
+      [5, 15],
+    ];
+    mergeIntervals(ivs);
+    expect(ivs).toEqual([
+      [0, 10],
+      [5, 15],
+    ]);
+  });
+});
+
+describe("bench: overhead", () => {
+  it("is wall time minus the union of every kind, split into lead, gaps and tail", () => {
+    // spawn at 1000, exit at 2000; start 1100-1400, two overlapping kube/vault calls, stop 1800-1950.
+    const o = overhead(
+      [1000, 2000],
+      [
+        { k: "start", s: 1100, e: 1400 },
+        { k: "vault", s: 1500, e: 1600 },
+        { k: "kube", s: 1550, e: 1650 },
+        { k: "vault", s: 1560, e: 1570 },
+        { k: "stop", s: 1800, e: 1950 },
+      ],
+    );
+    expect(o).toMatchObject({
+      wallMs: 1000,
+      waitingMs: 300 + 150 + 150,
+      overheadMs: 400,
+      overheadPct: 40,
+      leadMs: 100,
+      tailMs: 50,
+      midMs: 250,
+      byKindMs: { start: 300, vault: 100, kube: 100, stop: 150 },
+      records: 5,
+    });
+    // Gaps as [offset from spawn, length], longest first.
+    expect(o.longestGapsMs).toEqual([
+      [650, 150],
+      [400, 100],
+    ]);
+  });
+  it("with no records the whole run is overhead", () => {
+    expect(overhead([0, 500], [])).toMatchObject({ wallMs: 500, waitingMs: 0, overheadMs: 500, overheadPct: 100, leadMs: 500, tailMs: 0 });
+  });
+  it("ignores what lies outside the run's window", () => {
+    const o = overhead([100, 200], [{ k: "http", s: 0, e: 150 }]);
+    expect(o).toMatchObject({ waitingMs: 50, overheadMs: 50, leadMs: 0, tailMs: 50 });
+  });
+  it("parses traces, counting malformed lines and unknown kinds instead of failing", () => {
+    const text = [
+      '{"k":"vault","s":1.5,"e":2.5}',
+      "",
+      '{"k":"kube","s":3,"e":4}',
+      '{"k":"url","s":3,"e":4}',
+      '{"k":"vault","s":5,"e":4}',
+      '{"k":"vault","s":1',
+    ].join("\n");
+    expect(parseTrace(text)).toEqual({
+      records: [
+        { k: "vault", s: 1.5, e: 2.5 },
+        { k: "kube", s: 3, e: 4 },
+      ],
+      malformed: 3,
+    });
+  });
+});
+
+describe("bench: login load", () => {
+  it("keeps N logins in flight and measures latency and throughput with a fake login", async () => {
+    let now = 0;
+    let inFlight = 0;
+    let peak = 0;
+    const seen: string[] = [];
+    const r = await runLoginLoad(
+      ["a", "b", "c"],
+      4,
+      async (cred) => {
+        seen.push(cred);
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise((res) => setTimeout(res, 1));
+        now += 10; // every login "takes" 10 ms on the fake clock
+        inFlight--;
+        return { ok: true };
+      },
+      () => now,
+    );
+    expect(peak).toBe(3);
+    expect(seen.filter((c) => c === "a")).toHaveLength(4);
+    expect(r).toMatchObject({ concurrency: 3, logins: 12, failures: 0, failureReasons: {} });
+    expect(r.durationMs).toBe(120);
+    expect(r.loginsPerSecond).toBe(100);
+    expect(r.p99Ms).toBeGreaterThanOrEqual(r.p50Ms);
+  });
+  it("counts refused and throwing logins as failures with their reasons", async () => {
+    let i = 0;
+    const r = await runLoginLoad(["x", "y"], 3, async () => {
+      i++;
+      if (i === 2) return { ok: false, error: 'HTTP 403 errors=["permission denied"]' };
+      if (i === 4) throw new Error("socket hang up");
+      return { ok: true };
+    });
+    expect(r.logins).toBe(6);
+    expect(r.failures).toBe(2);
+    expect(r.failureReasons).toEqual({ 'HTTP 403 errors=["permission denied"]': 1, "socket hang up": 1 });
+  });
+  it("refuses an empty load", async () => {
+    await expect(runLoginLoad([], 1, async () => ({ ok: true }))).rejects.toThrow(/no credentials/);
+    await expect(runLoginLoad(["a"], 0, async () => ({ ok: true }))).rejects.toThrow(RangeError);
+  });
+});
+
+describe("bench: trace hook", () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it("is off without VKC_TRACE_FILE: the functions and objects pass through untouched", async () => {
+    expect(process.env.VKC_TRACE_FILE).toBeUndefined();
+    expect(tracing()).toBe(false);
+    const api = { get: async () => 1 };
+    expect(traceApi("kube", api)).toBe(api);
+    const p = Promise.resolve(7);
+    expect(traced("vault", () => p)).toBe(p);
+  });
+
+  it("with VKC_TRACE_FILE, writes only kinds and timestamps to a 0600 file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vkc-bench-test-"));
+    dirs.push(dir);
+    const file = join(dir, "trace.jsonl");
+    // A separate process: the variable is read once, when lib/bench.ts loads.
+    const script = `
+      import { traced, traceApi, traceRecord } from "./lib/bench.ts";
+      const api = traceApi("kube", { read: async (x) => x, sync: () => 3 });
+      await api.read("secret-looking-argument");
+      api.sync();
+      await traced("vault", async () => "hvs.not-a-real-token").catch(() => {});
+      await traced("vault", async () => { throw new Error("refused"); }).catch(() => {});
+      traceRecord("start", Date.now() - 5);
+      traceRecord("nonsense", 1, 2);
+    `;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: PACKAGE_ROOT,
+      env: { ...process.env, VKC_TRACE_FILE: file },
+      encoding: "utf8",
+    });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const text = readFileSync(file, "utf8");
+    expect(text).not.toMatch(/secret|hvs|refused|nonsense/);
+    const { records, malformed } = parseTrace(text);
+    expect(malformed).toBe(0);
+    expect(records.map((x) => x.k)).toEqual(["kube", "vault", "vault", "start"]);
+    for (const line of text.trim().split("\n")) expect(Object.keys(JSON.parse(line))).toEqual(["k", "s", "e"]);
+  });
+});

@@ -1,0 +1,119 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../lib/config.ts";
+import type { RunResults } from "../../lib/report/reporter.ts";
+import { provisionLocal } from "../../lib/target/start.ts";
+import { descendants, liveProcesses, script, until, waitForOutput, type ProcInfo } from "./helpers.ts";
+
+// Faults a CI gate meets: a signal at any phase of a run, a component that dies in the middle.
+// Whatever happens, the run ends (never hangs), says what happened, and leaves no process, no
+// work dir and no half-built binary behind.
+
+const flavor = (process.env.VKC_FLAVOR || "vault") as "vault" | "openbao";
+const vaultComm = flavor === "openbao" ? "bao" : "vault";
+
+function runIdOf(procs: ProcInfo[]): string {
+  const m = procs.map((p) => /(vkc-\d{14}-[0-9a-f]{6})/.exec(p.cmdline)?.[1]).find(Boolean);
+  if (!m) throw new Error(`no run id in ${procs.map((p) => p.cmdline).join("\n")}`);
+  return m;
+}
+
+function workDirsOf(runId: string): string[] {
+  return readdirSync(tmpdir()).filter((n) => n.startsWith(runId));
+}
+
+describe("faults", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "vkc-faults-"));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  describe("a signal at each phase leaves nothing behind", () => {
+    it("provisioning (SIGTERM during a Go build): the go processes and the build dir are gone, no lock remains", async () => {
+      // Everything but Vault from the warm cache; Vault is built into an empty cache.
+      const bins = await provisionLocal(loadConfig({ ...process.env, VKC_FLAVOR: "vault" }));
+      const cache = join(dir, "cache");
+      const run = script("conformance.ts", ["--reports", join(dir, "prov"), "suites/smoke"], {
+        VKC_FLAVOR: "vault",
+        VKC_CACHE_DIR: cache,
+        VKC_OFFLINE: "1",
+        TEST_ASSET_ETCD: bins.etcd,
+        TEST_ASSET_KUBE_APISERVER: bins.kubeApiserver,
+        TEST_ASSET_KUBE_CONTROLLER_MANAGER: bins.kubeControllerManager,
+        VAULT_BIN: "",
+      });
+      await waitForOutput(run, /building vault from Go modules/);
+      await until("a go process of the build", () => descendants(run.child.pid!).some((p) => p.comm === "go"));
+      const below = descendants(run.child.pid!);
+      run.child.kill("SIGTERM");
+      expect(await run.exited).toBe(143);
+      expect(below.filter((p) => liveProcesses(String(p.pid), [p.pid]).length)).toEqual([]);
+      expect(readdirSync(join(cache, ".build"))).toEqual([]);
+      expect(existsSync(join(cache, "locks")) ? readdirSync(join(cache, "locks")) : []).toEqual([]);
+    });
+
+    it.each([
+      ["start (etcd up, the apiserver not yet)", "SIGINT", 130],
+      ["setup (target ready, suites creating their objects)", "SIGTERM", 143],
+      ["mid-suite", "SIGTERM", 143],
+    ] as const)("%s, %s: exit %i, no process (components, vitest workers), no work dir", async (phase, signal, code) => {
+      const run = script("conformance.ts", ["--reports", join(dir, `phase-${code}-${phase.split(" ")[0]}`), "suites/login-rejected"]);
+      if (phase.startsWith("start")) {
+        await until("etcd started", () => descendants(run.child.pid!).some((p) => p.comm === "etcd"));
+        expect(run.output()).not.toMatch(/ready in/);
+      } else {
+        await waitForOutput(run, /ready in/);
+        if (phase === "mid-suite") await new Promise((r) => setTimeout(r, 2000));
+      }
+      const below = descendants(run.child.pid!);
+      const runId = runIdOf(below);
+      run.child.kill(signal);
+      expect(await run.exited).toBe(code);
+      expect(
+        liveProcesses(
+          runId,
+          below.map((p) => p.pid),
+        ),
+      ).toEqual([]);
+      expect(workDirsOf(runId)).toEqual([]);
+    });
+  });
+
+  describe("a component that dies mid-run", () => {
+    it.each([
+      [flavor === "openbao" ? "openbao" : "vault", vaultComm],
+      ["kube-apiserver", "kube-apiserver"],
+    ])("%s killed (SIGKILL): the run ends with exit 1 naming it, reports say so, nothing remains", async (name, comm) => {
+      const reports = join(dir, `dies-${comm}`);
+      const run = script("conformance.ts", ["--reports", reports, "suites/login-accepted", "suites/login-rejected", "suites/policy"]);
+      await waitForOutput(run, /ready in/);
+      await new Promise((r) => setTimeout(r, 2000)); // suites are running
+      const below = descendants(run.child.pid!);
+      const victim = below.find((p) => p.comm === comm);
+      expect(victim, below.map((p) => p.comm).join(",")).toBeDefined();
+      const runId = runIdOf(below);
+      const t0 = Date.now();
+      process.kill(victim!.pid, "SIGKILL");
+      expect(await run.exited, run.output().slice(-3000)).toBe(1);
+      // Ends within the slowest bounded wait of a case, not at the harness timeout.
+      expect(Date.now() - t0).toBeLessThan(90_000);
+      const line = `error: ${name} (pid ${victim!.pid}) killed by SIGKILL while the suites ran; the cases after it could not run`;
+      expect(run.output()).toContain(line);
+      const results = JSON.parse(readFileSync(join(reports, "results.json"), "utf8")) as RunResults;
+      expect(results.aborted).toContain(`${name} (pid ${victim!.pid}) killed by SIGKILL`);
+      expect(readFileSync(join(reports, "summary.md"), "utf8")).toContain("## vault-k8s-conformance: FAIL");
+      expect(readFileSync(join(reports, "summary.md"), "utf8")).toContain(`**Run aborted:** ${name} (pid ${victim!.pid})`);
+      expect(
+        liveProcesses(
+          runId,
+          below.map((p) => p.pid),
+        ),
+      ).toEqual([]);
+      expect(workDirsOf(runId)).toEqual([]);
+    });
+  });
+});
