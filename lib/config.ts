@@ -32,6 +32,7 @@ import { UsageError } from "./errors.ts";
  * | VKC_KUBE_VERSION | kind target: Kubernetes version of the node image (1.34 or 1.34.0) | newest pinned |
  * | VKC_NODE_IMAGE | kind target: an explicit kindest/node image | unset |
  * | VKC_DRY_RUN=1 | existing and kind targets: print what the run would create (and, on an existing cluster, check the credentials may), create nothing | unset |
+ * | VKC_TRACE_FILE | npm run bench: append timing intervals (kind, start, end; nothing else) of calls to Vault and the API server to this file (0600) | unset |
  * | VKC_RUN_ID | internal: the run id a script announced in its plan, handed to the provider | generated |
  */
 export type TargetName = "local" | "kind" | "existing";

@@ -16,6 +16,36 @@ import { waitFor } from "../wait.ts";
 
 export const RUN_LABEL = "vault-k8s-conformance/run";
 
+export const KUBE_CALL_TIMEOUT_MS = 30_000;
+
+/**
+ * The Kubernetes client has no timeout of its own: a hung (not dead) API server would hold a
+ * call until the test's timeout, and a teardown forever. Every method of `api` that returns a
+ * promise rejects after `timeoutMs` with an error naming the call; the request itself is left to
+ * die with the process.
+ */
+export function bounded<T extends object>(api: T, timeoutMs = KUBE_CALL_TIMEOUT_MS): T {
+  return new Proxy(api, {
+    get(target, prop, receiver) {
+      const v: unknown = Reflect.get(target, prop, receiver);
+      if (typeof v !== "function" || prop === "constructor") return v;
+      return (...args: unknown[]) => {
+        const r: unknown = (v as (...a: unknown[]) => unknown).apply(target, args);
+        if (!r || typeof (r as PromiseLike<unknown>).then !== "function") return r;
+        let timer: NodeJS.Timeout | undefined;
+        const limit = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new HarnessError(`Kubernetes API call ${String(prop)} got no answer within ${timeoutMs / 1000}s`)),
+            timeoutMs,
+          );
+          timer.unref();
+        });
+        return Promise.race([r as Promise<unknown>, limit]).finally(() => clearTimeout(timer));
+      };
+    },
+  });
+}
+
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
 }
@@ -41,9 +71,10 @@ export class Kube {
 
   constructor(readonly kc: KubeConfig) {
     // traceApi: the objects themselves unless VKC_TRACE_FILE is set (lib/bench.ts).
-    this.core = traceApi("kube", kc.makeApiClient(CoreV1Api));
-    this.rbac = traceApi("kube", kc.makeApiClient(RbacAuthorizationV1Api));
-    this.objects = traceApi("kube", KubernetesObjectApi.makeApiClient(kc));
+    // bounded: every call gets an answer or a clear error within KUBE_CALL_TIMEOUT_MS.
+    this.core = traceApi("kube", bounded(kc.makeApiClient(CoreV1Api)));
+    this.rbac = traceApi("kube", bounded(kc.makeApiClient(RbacAuthorizationV1Api)));
+    this.objects = traceApi("kube", bounded(KubernetesObjectApi.makeApiClient(kc)));
   }
 
   static fromFile(path: string, context?: string): Kube {
