@@ -102,6 +102,7 @@ export async function runScript(
       process.exit(0);
     }
     const parsed = parseArgs(argv, o.flags);
+    debug = process.env.VKC_DEBUG === "1"; // --debug given: a config error shows its stack too
     const config = loadConfig();
     debug = config.debug;
     if (debug) setLogLevel("debug");

@@ -77,6 +77,14 @@ describe("command-line errors", () => {
     expect(r.stderr).toContain("TEST_ASSET_ETCD");
   });
 
+  it("--debug adds the stack trace below the same one line (exit 2 still)", () => {
+    const r = run("conformance.ts", ["--debug", "--flavor", "consul"]);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines[0]).toBe('error: flavor (VKC_FLAVOR / --flavor) must be one of vault, openbao (got "consul")');
+    expect(r.stderr).toMatch(/\n\s+at .*config\.ts/);
+  });
+
   it("--help prints usage and exits 0", () => {
     const r = run("conformance.ts", ["--help"]);
     expect(r.code).toBe(0);
