@@ -1,13 +1,12 @@
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { PACKAGE_ROOT } from "../../lib/config.ts";
 import { Kube } from "../../lib/kube/client.ts";
 import type { TargetInfo } from "../../lib/target/info.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunResults } from "../../lib/report/reporter.ts";
-import { liveProcesses, script, waitForOutput } from "./helpers.ts";
+import { fixturesWithCase, liveProcesses, script, waitForOutput } from "./helpers.ts";
 
 // npm run conformance as a user runs it: reports on success, nothing left behind on success
 // and on Ctrl-C in the middle of the run.
@@ -54,19 +53,13 @@ describe("npm run conformance", () => {
   });
 
   it("--keep-on-failure: a failed run keeps the target up, says how to reach and remove it; env:down removes it all", async () => {
-    const fixtures = join(dir, "fixtures");
-    cpSync(join(PACKAGE_ROOT, "fixtures"), fixtures, { recursive: true });
     // One case that fails: the role admits the ServiceAccount, the case expects a 403.
-    writeFileSync(
-      join(fixtures, "cases", "zz-fails.yaml"),
-      [
-        "name: fails on purpose",
-        "serviceAccounts: [app]",
-        'roles: { app: { bound_service_account_names: [app], bound_service_account_namespaces: ["${namespace}"] } }',
-        "logins: [{ role: app, serviceAccount: app, expect: { status: 403, error: permission denied } }]",
-        "",
-      ].join("\n"),
-    );
+    const fixtures = fixturesWithCase(dir, "zz-fails.yaml", [
+      "name: fails on purpose",
+      "serviceAccounts: [app]",
+      'roles: { app: { bound_service_account_names: [app], bound_service_account_namespaces: ["${namespace}"] } }',
+      "logins: [{ role: app, serviceAccount: app, expect: { status: 403, error: permission denied } }]",
+    ]);
     const reports = join(dir, "keep");
     const run = script("conformance.ts", ["--reports", reports, "--fixtures", fixtures, "--keep-on-failure", "suites/fixture-cases"]);
     await waitForOutput(run, /is kept/, 180_000);

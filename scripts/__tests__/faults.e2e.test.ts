@@ -21,8 +21,15 @@ function runIdOf(procs: ProcInfo[]): string {
   return m;
 }
 
-function workDirsOf(runId: string): string[] {
-  return readdirSync(tmpdir()).filter((n) => n.startsWith(runId));
+/** No process that ran below the script (components, workers, builds) and no temp dir of the run remain. */
+function expectNothingLeft(runId: string, below: ProcInfo[]): void {
+  expect(
+    liveProcesses(
+      runId,
+      below.map((p) => p.pid),
+    ),
+  ).toEqual([]);
+  expect(readdirSync(tmpdir()).filter((n) => n.startsWith(runId))).toEqual([]);
 }
 
 describe("faults", () => {
@@ -73,13 +80,7 @@ describe("faults", () => {
       const runId = runIdOf(below);
       run.child.kill(signal);
       expect(await run.exited).toBe(code);
-      expect(
-        liveProcesses(
-          runId,
-          below.map((p) => p.pid),
-        ),
-      ).toEqual([]);
-      expect(workDirsOf(runId)).toEqual([]);
+      expectNothingLeft(runId, below);
     });
   });
 
@@ -107,13 +108,7 @@ describe("faults", () => {
       expect(results.aborted).toContain(`${name} (pid ${victim!.pid}) killed by SIGKILL`);
       expect(readFileSync(join(reports, "summary.md"), "utf8")).toContain("## vault-k8s-conformance: FAIL");
       expect(readFileSync(join(reports, "summary.md"), "utf8")).toContain(`**Run aborted:** ${name} (pid ${victim!.pid})`);
-      expect(
-        liveProcesses(
-          runId,
-          below.map((p) => p.pid),
-        ),
-      ).toEqual([]);
-      expect(workDirsOf(runId)).toEqual([]);
+      expectNothingLeft(runId, below);
     });
   });
 });

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../../lib/config.ts";
 import { pidAlive } from "../../lib/process.ts";
@@ -89,4 +89,12 @@ export async function until<T>(what: string, fn: () => T | undefined, timeoutMs 
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A copy of the package's fixtures/ under `dir` with one more case file (YAML lines); returns the copy's path. */
+export function fixturesWithCase(dir: string, file: string, yaml: string[]): string {
+  const fixtures = join(dir, "fixtures");
+  cpSync(join(PACKAGE_ROOT, "fixtures"), fixtures, { recursive: true });
+  writeFileSync(join(fixtures, "cases", file), yaml.join("\n") + "\n");
+  return fixtures;
 }

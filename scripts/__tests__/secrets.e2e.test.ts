@@ -1,11 +1,10 @@
-import { cpSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PACKAGE_ROOT } from "../../lib/config.ts";
 import type { RunResults } from "../../lib/report/reporter.ts";
-import { script } from "./helpers.ts";
+import { fixturesWithCase, script } from "./helpers.ts";
 
 // The whole flow, with failures on purpose (they are what put error bodies, diagnostics bundles
 // and JUnit failure text on disk), then every artifact is scanned for the secrets of the run.
@@ -40,24 +39,18 @@ describe("secrets never reach an artifact", () => {
   it("a full --debug run with failing cases: output, logs, JUnit, results, summary and diagnostics hold no token, JWT or key", async () => {
     // Your fixtures plus a case that fails twice: a login that succeeds where a 403 was expected
     // (Vault answered with a client token) and a read that returns data other than expected.
-    const fixtures = join(dir, "fixtures");
-    cpSync(join(PACKAGE_ROOT, "fixtures"), fixtures, { recursive: true });
-    writeFileSync(
-      join(fixtures, "cases", "zz-fails-on-purpose.yaml"),
-      [
-        "name: fails on purpose",
-        "mounts: { secret: { type: kv, version: 1 } }",
-        "seed: [{ path: secret/demo/foo, body: { value: bar } }]",
-        "policies: { demo-policy: demo-policy.hcl }",
-        "serviceAccounts: [default]",
-        'roles: { demo-role: { bound_service_account_names: [default], bound_service_account_namespaces: ["${namespace}"], token_policies: [demo-policy] } }',
-        "logins:",
-        "  - { role: demo-role, serviceAccount: default, expect: { status: 200 } }",
-        "  - { role: demo-role, serviceAccount: default, expect: { status: 403, error: permission denied } }",
-        "requests: [{ as: demo-role, method: GET, path: secret/demo/foo, expect: { status: 200, data: { value: other } } }]",
-        "",
-      ].join("\n"),
-    );
+    const fixtures = fixturesWithCase(dir, "zz-fails-on-purpose.yaml", [
+      "name: fails on purpose",
+      "mounts: { secret: { type: kv, version: 1 } }",
+      "seed: [{ path: secret/demo/foo, body: { value: bar } }]",
+      "policies: { demo-policy: demo-policy.hcl }",
+      "serviceAccounts: [default]",
+      'roles: { demo-role: { bound_service_account_names: [default], bound_service_account_namespaces: ["${namespace}"], token_policies: [demo-policy] } }',
+      "logins:",
+      "  - { role: demo-role, serviceAccount: default, expect: { status: 200 } }",
+      "  - { role: demo-role, serviceAccount: default, expect: { status: 403, error: permission denied } }",
+      "requests: [{ as: demo-role, method: GET, path: secret/demo/foo, expect: { status: 200, data: { value: other } } }]",
+    ]);
     const reports = join(dir, "reports");
     const run = script("conformance.ts", ["--reports", reports, "--fixtures", fixtures, "--debug"]);
     expect(await run.exited).toBe(1);
