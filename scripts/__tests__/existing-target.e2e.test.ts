@@ -62,6 +62,25 @@ describe("--target existing against a running local target", () => {
     expect((await vault.list("sys/policies/acl")).body.data.keys.sort()).toEqual(policiesBefore);
   });
 
+  it("two runs at once on the same cluster and Vault both pass: neither's cleanup or sweep touches the other's objects", async () => {
+    const vault = new VaultClient({ address: info.vault.address, token });
+    const mountsBefore = Object.keys((await vault.read("sys/auth")).body.data).sort();
+    const env = { KUBECONFIG: info.kube.kubeconfigPath, VAULT_ADDR: info.vault.address, VAULT_TOKEN: token, VKC_FLAVOR: info.flavor };
+    const suites = ["suites/policy", "suites/login-accepted", "suites/fixture-cases"];
+    const runs = ["a", "b"].map((n) =>
+      script("conformance.ts", ["--target", "existing", "--reports", join(dir, `twin-${n}`), ...suites], env),
+    );
+    const codes = await Promise.all(runs.map((r) => r.exited));
+    expect(codes, runs.map((r) => r.output().slice(-2000)).join("\n----\n")).toEqual([0, 0]);
+    const results = ["a", "b"].map((n) => JSON.parse(readFileSync(join(dir, `twin-${n}`, "results.json"), "utf8")) as RunResults);
+    expect(results[0]!.runId).not.toBe(results[1]!.runId);
+    for (const r of results) expect(r.totals).toMatchObject({ failed: 0, passed: expect.any(Number) });
+    expect(results[0]!.totals.passed).toBe(results[1]!.totals.passed);
+    // Each run's own cleanup left nothing for its sweep, and Vault is as before.
+    for (const r of runs) expect(r.output()).not.toMatch(/object\(s\) the suites left/);
+    expect(Object.keys((await vault.read("sys/auth")).body.data).sort()).toEqual(mountsBefore);
+  });
+
   it("Ctrl-C in the middle of a run on your cluster and Vault: every namespace, binding, mount and policy of the run is swept", async () => {
     const kube = Kube.fromFile(info.kube.kubeconfigPath);
     const vault = new VaultClient({ address: info.vault.address, token });
