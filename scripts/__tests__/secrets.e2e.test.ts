@@ -1,7 +1,9 @@
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunResults } from "../../lib/report/reporter.ts";
 import { fixturesWithCase, script } from "./helpers.ts";
@@ -84,11 +86,15 @@ describe("secrets never reach an artifact", () => {
     expect(found).toEqual([]);
   });
 
-  it("the scan finds what it looks for (a planted token, JWT and key are reported)", () => {
-    expect(leaks("x vkc-root-AbCdEf0123456789 x")).toEqual(["root token"]);
-    expect(leaks("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2ln")).toEqual(["JWT"]);
-    expect(leaks("token hvs.CAESIJ0123456789abcdefghijklmnop")).toEqual(["Vault token"]);
-    expect(leaks("-----BEGIN RSA PRIVATE KEY-----")).toEqual(["private key"]);
+  it("the scan finds what it looks for (a token, JWT and key minted here are reported)", async () => {
+    const root = `vkc-root-${randomBytes(18).toString("base64url")}`;
+    const jwt = await new SignJWT({ sub: "system:serviceaccount:x:y" }).setProtectedHeader({ alg: "HS256" }).sign(randomBytes(32));
+    const vaultToken = `hvs.${randomBytes(24).toString("base64url")}`;
+    const key = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }).toString();
+    expect(leaks(`x ${root} x`)).toEqual(["root token"]);
+    expect(leaks(`Authorization: Bearer ${jwt}`)).toEqual(["JWT"]);
+    expect(leaks(`token ${vaultToken}`)).toEqual(["Vault token"]);
+    expect(leaks(key)).toEqual(["private key"]);
     expect(leaks("[REDACTED] [REDACTED-JWT] [REDACTED-TOKEN]")).toEqual([]);
   });
 });
