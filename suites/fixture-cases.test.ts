@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { loadCases, mapPath, substitute, type Expect } from "../lib/target/cases.ts";
+import { AccessProbe, capabilityMap, identityContinuity, type ProbeDeps } from "../lib/access/probe.ts";
+import { asList } from "../lib/access/match.ts";
+import "../lib/access/report.ts";
+import { loadCases, mapPath, substitute, type CaseFile, type LoginIntent } from "../lib/target/cases.ts";
+import { type Expect } from "../lib/target/cases.ts";
+import { expectationsFor } from "../lib/target/expectations.ts";
 import { SuiteContext } from "../lib/target/suite.ts";
 import { login, policyFromFixtures, rebasePolicy, runMark, writeRole } from "../lib/target/steps.ts";
 import { waitFor } from "../lib/wait.ts";
@@ -17,6 +22,49 @@ function expectOutcome(res: VaultResponse, e: Expect) {
   if (e.maxLeaseSeconds !== undefined) expect(res.body?.auth?.lease_duration, "token lease (s)").toBeLessThanOrEqual(e.maxLeaseSeconds);
 }
 
+/** A ClusterRole to get namespaces, bound to the reviewer: what namespace selectors need. */
+async function grantNamespaceRead(ctx: SuiteContext, namespace: string, serviceAccount: string): Promise<void> {
+  const name = ctx.name("vkc-ns-reader");
+  const labels = { "vault-k8s-conformance/run": ctx.info.runId };
+  await ctx.kube.create({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name, labels },
+    rules: [{ apiGroups: [""], resources: ["namespaces"], verbs: ["get"] }],
+  } as never);
+  ctx.teardown.defer(`delete ClusterRole ${name}`, () =>
+    ctx.kube.deleteObject({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name } }),
+  );
+  await ctx.kube.create({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name, labels },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+    subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace }],
+  } as never);
+  ctx.teardown.defer(`delete ClusterRoleBinding ${name}`, () =>
+    ctx.kube.deleteObject({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name } }),
+  );
+}
+
+/** Who may log in to `role`: the intent's list, else the identities of the case's logins that expect 200. */
+function loginIntent(c: CaseFile, role: string): LoginIntent[] {
+  const declared = c.intent?.[role]?.login;
+  if (declared) return declared;
+  return (c.logins ?? [])
+    .filter((l) => l.role === role && l.expect.status === 200)
+    .map((l) => ({ serviceAccount: l.serviceAccount, namespace: l.namespace === "other" ? "${other}" : "${namespace}" }));
+}
+
+/** Roles whose identity continuity can be shown from here: a login is possible (no CIDR binding) and intent names one in the case. */
+function identityRows(c: CaseFile): string[] {
+  return Object.keys(c.roles ?? {}).filter(
+    (r) =>
+      asList((c.roles?.[r] as { token_bound_cidrs?: string[] }).token_bound_cidrs).length === 0 &&
+      loginIntent(c, r).some((i) => i.namespace),
+  );
+}
+
 describe.each(cases)("$name ($file)", (c) => {
   let ctx: SuiteContext;
   let mount: string;
@@ -26,11 +74,17 @@ describe.each(cases)("$name ($file)", (c) => {
   const policyNames: Record<string, string> = {};
   const roleNames: Record<string, string> = {};
   const tokens: Record<string, VaultClient> = {};
+  const tokenPolicies: Record<string, string[]> = {};
+  const roleBodies: Record<string, Record<string, unknown>> = {};
+  let baseline: string;
+  let probe: AccessProbe;
+  let deps: ProbeDeps;
 
   beforeAll(async () => {
     ctx = await SuiteContext.create("cases");
     let reviewer;
     ({ mount, reviewer } = await ctx.standardAuth({ config: c.authConfig, bind: c.reviewer?.bind }));
+    if (c.reviewer?.readNamespaces) await grantNamespaceRead(ctx, reviewer.namespace, reviewer.serviceAccount);
     if (c.reviewer?.deleteServiceAccount) await ctx.kube.deleteServiceAccount(reviewer.namespace, reviewer.serviceAccount);
     ns = await ctx.namespace("case");
     if ((c.logins ?? []).some((l) => l.namespace === "other")) other = await ctx.namespace("other");
@@ -41,8 +95,11 @@ describe.each(cases)("$name ($file)", (c) => {
     for (const [name, file] of Object.entries(c.policies ?? {})) {
       policyNames[name] = await ctx.policy(name, rebasePolicy(await policyFromFixtures(ctx.fixturesDir, file), mounts));
     }
+    // Vault's `default` policy as it is before the case touches it: what every token may do anyway.
+    const defaultBefore = String((await ctx.vault.must("GET", "sys/policies/acl/default")).body.data.policy);
+    baseline = await ctx.policy("baseline", defaultBefore);
     if (c.defaultPolicy) {
-      const before = String((await ctx.vault.must("GET", "sys/policies/acl/default")).body.data.policy);
+      const before = defaultBefore;
       // Marked, so that an interrupted run's sweep can take exactly this block out again.
       const block = `# begin ${runMark(ctx.info.runId)}\n${rebasePolicy(c.defaultPolicy.append, mounts)}\n# end ${runMark(ctx.info.runId)}`;
       await ctx.vault.must("PUT", "sys/policies/acl/default", { policy: `${before}\n${block}\n` });
@@ -67,7 +124,17 @@ describe.each(cases)("$name ($file)", (c) => {
         if (Array.isArray(list)) body[key] = list.map((p: string) => policyNames[p] ?? p);
       }
       await writeRole(ctx.vault, mount, name, body as never);
+      roleBodies[name] = body;
     }
+    deps = {
+      kube: ctx.kube,
+      vault: ctx.vault,
+      teardown: ctx.teardown,
+      runId: ctx.info.runId,
+      name: (prefix) => ctx.name(prefix),
+      login: (m, role, jwt) => login(ctx.vault, m, role, jwt),
+    };
+    probe = new AccessProbe(deps);
   });
   afterAll(() => ctx?.cleanup());
 
@@ -77,12 +144,85 @@ describe.each(cases)("$name ($file)", (c) => {
     const jwt = await ctx.kube.requestToken(l.namespace === "other" ? other! : ns, l.serviceAccount, { audiences: l.audiences });
     const res = await login(ctx.vault, mount, roleNames[l.role], jwt);
     expectOutcome(res, { ...l.expect, policies: l.expect.policies?.map(policyOf) });
-    if (res.status === 200) tokens[l.role] ??= ctx.vault.withToken(res.body.auth!.client_token);
+    if (res.status === 200 && !tokens[l.role]) {
+      tokens[l.role] = ctx.vault.withToken(res.body.auth!.client_token);
+      tokenPolicies[l.role] = res.body.auth!.policies;
+    }
   });
 
   it.each(c.requests ?? [])("$method $path as $as -> $expect.status", async (r) => {
     const client = tokens[r.as];
     expect(client, `no successful login for role ${r.as} earlier in this case`).toBeDefined();
     expectOutcome(await client!.request(r.method, mapPath(r.path, mounts), r.body), r.expect);
+  });
+
+  const vars = () => ({ namespace: ns, other: other ?? "" });
+  const intentFor = (role: string) =>
+    loginIntent(c, role)
+      .map((i) => substitute(i, vars()))
+      .map((i) => (i.namespaceSelector ? i : { ...i, namespace: i.namespace ?? ns }));
+
+  // Every other identity is refused: the case's intent decides who may log in (lib/access/probe.ts).
+  it.for(Object.keys(c.roles ?? {}))("access: role %s lets in exactly its intended identities", async (role, { task }) => {
+    const map = await probe.accessMap(
+      {
+        caseName: c.name,
+        mount,
+        role,
+        spec: roleBodies[role]!,
+        intent: intentFor(role),
+        cidrRejected: expectationsFor(ctx.info.flavor, ctx.info.versions.vault ?? ctx.info.versions.bao ?? "").cidrRejected,
+      },
+      [ns, ...(other ? [other] : [])],
+    );
+    task.meta.vkcAccess = map;
+    expect(map.entries.filter((e) => e.outcome !== "skipped").length, "identities probed").toBeGreaterThan(0);
+    expect(map.deviations, `access map of role ${role}`).toEqual([]);
+  });
+
+  // Nothing beyond intent: the token's capabilities over a path set built from this Vault.
+  it.for(Object.keys(c.roles ?? {}).filter((r) => c.intent?.[r]?.capabilities))(
+    "capabilities: role %s's token has nothing beyond intent",
+    async (role, { task }) => {
+      const spec = roleBodies[role]!;
+      const token = tokens[role];
+      const rolePolicies = [...asList(spec.token_policies as string[]), ...asList(spec.policies as string[])];
+      const policies = token ? tokenPolicies[role]! : spec.token_no_default_policy ? rolePolicies : [...rolePolicies, "default"];
+      const intent = Object.fromEntries(Object.entries(c.intent![role]!.capabilities!).map(([p, caps]) => [mapPath(p, mounts), caps]));
+      const map = await capabilityMap({
+        vault: ctx.vault,
+        token,
+        via: token ? "a real login of the case" : "a token holding the role's policies (no login possible from here)",
+        caseName: c.name,
+        role,
+        mount,
+        roles: Object.keys(c.roles ?? {}),
+        policies,
+        baselinePolicy: baseline,
+        intent,
+      });
+      task.meta.vkcCapabilities = map;
+      expect(map.probed, "paths probed").toBeGreaterThan(10);
+      expect(map.deviations, `capability map of role ${role}`).toEqual([]);
+    },
+  );
+
+  // A ServiceAccount deleted and recreated under the same name is a new identity, unless intended.
+  it.for(identityRows(c))("identity: role %s gives a recreated ServiceAccount a new entity", async (role, { task }) => {
+    const who = intentFor(role).find((i) => i.namespace)!;
+    const rec = await identityContinuity({
+      d: deps,
+      probe,
+      caseName: c.name,
+      mount,
+      role,
+      spec: roleBodies[role]!,
+      namespace: who.namespace!,
+      serviceAccount: who.serviceAccount,
+      aliasByName: c.intent?.[role]?.aliasByName ?? false,
+    });
+    task.meta.vkcIdentity = rec;
+    expect(rec.before.entityId, "entity of the first login").toMatch(/^[0-9a-f-]{36}$/);
+    expect(rec.deviations, `identity of role ${role}`).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@ import { join, relative } from "node:path";
 import type { Reporter, TestModule, Vitest } from "vitest/node";
 import { redact, redactValue } from "../redact.ts";
 import type { TargetInfo } from "../target/info.ts";
+import { accessMarkdown, collectAccess, type AccessReport } from "../access/report.ts";
 
 export interface CaseResult {
   /** Stable id: `<file>::<describe> > <test>`. */
@@ -31,6 +32,8 @@ export interface RunResults {
   unhandledErrors: string[];
   /** Why the run ended early (a component died): the verdict is FAIL whatever the counts. */
   aborted?: string;
+  /** Access map, capability map and identity continuity of the fixture cases (also in access.json). */
+  access?: AccessReport;
 }
 
 /**
@@ -62,11 +65,13 @@ export class ResultsReporter implements Reporter {
       target = undefined;
     }
     const cases: CaseResult[] = [];
+    const metas: Record<string, unknown>[] = [];
     for (const mod of modules) {
       const file = relative(root, mod.moduleId);
       const moduleErrors = mod.errors().map((e) => e.message);
       for (const t of mod.children.allTests()) {
         const r = t.result();
+        metas.push(t.meta() as Record<string, unknown>);
         const suite = t.fullName.slice(0, Math.max(0, t.fullName.length - t.name.length - 3));
         const status = r.state === "passed" ? "passed" : r.state === "failed" ? "failed" : "skipped";
         cases.push({
@@ -80,6 +85,21 @@ export class ResultsReporter implements Reporter {
             ? { target: target.target, flavor: target.flavor, versions: target.versions }
             : {}),
           ...(r.state === "failed" && r.errors?.length ? { error: redact(r.errors.map((e) => e.message).join("\n")) } : {}),
+        });
+      }
+      // A describe whose beforeAll/afterAll failed: its tests are skipped, yet the run failed.
+      // Count each such suite as one failure so the totals (and mutation testing) see it.
+      for (const s of mod.children.allSuites()) {
+        const errs = s.errors().map((e) => e.message);
+        if (!errs.length) continue;
+        cases.push({
+          id: `${file}::${s.fullName} > (setup)`,
+          project: mod.project.name,
+          suite: s.fullName,
+          name: "(setup)",
+          status: "failed",
+          durationMs: 0,
+          error: redact(errs.join("\n")),
         });
       }
       if (moduleErrors.length && !cases.some((c) => c.id.startsWith(file))) {
@@ -98,6 +118,8 @@ export class ResultsReporter implements Reporter {
     const totals = { passed: 0, failed: 0, skipped: 0 };
     for (const c of cases) totals[c.status]++;
     const errors = unhandled.map((e) => redact(e.message ?? String(e)));
+    const access = collectAccess(metas);
+    const hasAccess = access.access.length + access.capabilities.length + access.identity.length > 0;
     if (errors.length) totals.failed += errors.length;
     this.results = redactValue({
       startedAt: new Date(this.#started).toISOString(),
@@ -110,10 +132,12 @@ export class ResultsReporter implements Reporter {
       cases,
       unhandledErrors: errors,
       ...(this.abortedBy() ? { aborted: this.abortedBy() } : {}),
+      ...(hasAccess ? { access } : {}),
     });
     await mkdir(this.reportsDir, { recursive: true });
     await writeFile(join(this.reportsDir, "results.json"), JSON.stringify(this.results, null, 2) + "\n");
     await writeFile(join(this.reportsDir, "summary.md"), summaryMarkdown(this.results));
+    if (this.results.access) await writeFile(join(this.reportsDir, "access.json"), JSON.stringify(this.results.access, null, 2) + "\n");
   }
 }
 
@@ -147,6 +171,7 @@ export function summaryMarkdown(r: RunResults): string {
   }
   lines.push("| file | passed | failed | skipped |", "|---|---|---|---|");
   for (const [k, s] of bySuite) lines.push(`| ${k} | ${s.passed} | ${s.failed} | ${s.skipped} |`);
+  if (r.access) lines.push("", accessMarkdown(r.access));
   return lines.join("\n") + "\n";
 }
 

@@ -25,13 +25,102 @@ export interface CaseFile {
   roles?: Record<string, Record<string, unknown>>;
   /** Extra fields for the auth mount's config (e.g. issuer settings); host, CA and reviewer JWT come from the target. */
   authConfig?: Record<string, unknown>;
-  /** The reviewer as the case sets it up: `bind: false` skips its ClusterRoleBinding; `deleteServiceAccount` deletes it after configuring Vault. */
-  reviewer?: { bind?: boolean; deleteServiceAccount?: boolean };
+  /**
+   * The reviewer as the case sets it up: `bind: false` skips its ClusterRoleBinding;
+   * `deleteServiceAccount` deletes it after configuring Vault; `readNamespaces: true` also lets it
+   * get namespaces (what bound_service_account_namespace_selector needs; not in system:auth-delegator).
+   */
+  reviewer?: { bind?: boolean; deleteServiceAccount?: boolean; readNamespaces?: boolean };
   /** HCL appended to Vault's `default` policy for the case (restored afterwards; run such cases alone). */
   defaultPolicy?: { append: string };
   /** `namespace: other` logs in from a second namespace of the case, where the ServiceAccount is created too. */
   logins?: { role: string; serviceAccount: string; namespace?: "other"; audiences?: string[]; expect: Expect }[];
   requests?: { as: string; method: string; path: string; body?: Record<string, unknown>; expect: Expect }[];
+  /**
+   * What each role is meant to allow, declared once (see lib/access/intent.ts): who may log in
+   * (default: the identities of the case's logins that expect 200) and what its token may do
+   * beyond Vault's stock `default` policy (explicit: the policy files are what is under test).
+   */
+  intent?: Record<string, RoleIntent>;
+}
+
+export interface LoginIntent {
+  serviceAccount: string;
+  /** A namespace of the case: "${namespace}" (the default) or "${other}", or any literal name. */
+  namespace?: string;
+  /** Instead of a namespace: namespaces whose labels match (k=v[,k=v]). */
+  namespaceSelector?: string;
+}
+export interface RoleIntent {
+  login?: LoginIntent[];
+  /** Path pattern (Vault's `*` suffix glob and `+` segment) -> capabilities. */
+  capabilities?: Record<string, string[]>;
+  /** The role is meant to alias entities by name: a recreated ServiceAccount keeps its entity. */
+  aliasByName?: boolean;
+}
+
+/** Every capability Vault's ACL knows; anything else in an intent is a typo. */
+export const CAPABILITIES = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"] as const;
+
+/** A Vault path pattern as an intent may write it: segments, `+` for one segment, a trailing `*`. */
+export function validPathPattern(p: string): boolean {
+  if (typeof p !== "string" || p === "" || p.startsWith("/") || /\s|\/\//.test(p)) return false;
+  if (p.slice(0, -1).includes("*")) return false; // `*` only at the end, as in Vault's ACL
+  return p.split("/").every((seg, i, all) => seg !== "" || i === all.length - 1);
+}
+
+function checkIntent(doc: CaseFile, file: string): void {
+  if (doc.intent === undefined) return;
+  check(doc.intent && typeof doc.intent === "object" && !Array.isArray(doc.intent), file, "`intent` must map role names to their intent");
+  for (const [role, ri] of Object.entries(doc.intent)) {
+    check(
+      doc.roles?.[role] !== undefined,
+      file,
+      `intent names unknown role "${role}" (roles: ${Object.keys(doc.roles ?? {}).join(", ") || "none"})`,
+    );
+    check(
+      ri && typeof ri === "object" && !Array.isArray(ri),
+      file,
+      `intent of role "${role}" must be a mapping (login, capabilities, aliasByName)`,
+    );
+    for (const k of Object.keys(ri))
+      check(
+        ["login", "capabilities", "aliasByName"].includes(k),
+        file,
+        `intent of role "${role}": unknown key "${k}" (allowed: login, capabilities, aliasByName)`,
+      );
+    if (ri.login !== undefined) {
+      check(Array.isArray(ri.login), file, `intent.${role}.login must be a list of {serviceAccount, namespace | namespaceSelector}`);
+      for (const l of ri.login)
+        check(
+          l && typeof l.serviceAccount === "string" && l.serviceAccount !== "" && !(l.namespace && l.namespaceSelector),
+          file,
+          `intent.${role}.login: each entry needs serviceAccount and at most one of namespace, namespaceSelector`,
+        );
+    }
+    if (ri.capabilities !== undefined) {
+      check(
+        ri.capabilities && typeof ri.capabilities === "object" && !Array.isArray(ri.capabilities),
+        file,
+        `intent.${role}.capabilities must map paths to capability lists`,
+      );
+      for (const [path, caps] of Object.entries(ri.capabilities)) {
+        check(
+          validPathPattern(path),
+          file,
+          `intent.${role}.capabilities: malformed path "${path}" (segments, "+" for one segment, "*" only at the end, no leading "/")`,
+        );
+        check(Array.isArray(caps), file, `intent.${role}.capabilities."${path}" must be a list of capabilities`);
+        for (const c of caps)
+          check(
+            (CAPABILITIES as readonly string[]).includes(c),
+            file,
+            `intent.${role}.capabilities."${path}": "${c}" is not a Vault capability (${CAPABILITIES.join(", ")})`,
+          );
+      }
+    }
+    check(ri.aliasByName === undefined || typeof ri.aliasByName === "boolean", file, `intent.${role}.aliasByName must be true or false`);
+  }
 }
 
 function check(cond: unknown, file: string, what: string): asserts cond {
@@ -109,6 +198,7 @@ export function loadCases(fixturesDir: string): CaseFile[] {
       );
       check(typeof r.expect?.status === "number", file, `request "${r.method} ${r.path}" needs expect.status`);
     }
+    checkIntent(doc, file);
     return { ...doc, file };
   });
 }

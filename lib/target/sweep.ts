@@ -5,7 +5,7 @@ import { runMark } from "./steps.ts";
 
 /**
  * Removes what one run created on a cluster and a Vault it does not own (the existing target),
- * found by run id alone: namespaces and ClusterRoleBindings labelled with it, auth and secrets
+ * found by run id alone: namespaces, ServiceAccounts, ClusterRoles and ClusterRoleBindings labelled with it, auth and secrets
  * mounts whose description is the run's mark, policies whose first line is the mark, and the
  * marked block a fixture case appended to the `default` policy. Suites remove their own objects;
  * this is what makes Ctrl-C (or a killed worker) leave nothing behind on your systems.
@@ -21,6 +21,20 @@ export async function sweepRun(c: { kube: Kube; vault: VaultClient }, runId: str
     if (!ns.metadata?.name || ns.metadata.deletionTimestamp) continue;
     await c.kube.deleteNamespace(ns.metadata.name);
     removed.push(`namespace ${ns.metadata.name}`);
+  }
+  // ServiceAccounts the access probe planted in namespaces it does not own (kube-system, default, ...).
+  const accounts = await c.kube.core.listServiceAccountForAllNamespaces({ labelSelector: selector });
+  for (const sa of accounts.items) {
+    const { name, namespace } = sa.metadata ?? {};
+    if (!name || !namespace || removed.includes(`namespace ${namespace}`)) continue;
+    await c.kube.deleteServiceAccount(namespace, name).catch(() => undefined);
+    removed.push(`ServiceAccount ${namespace}/${name}`);
+  }
+  const roles = await c.kube.rbac.listClusterRole({ labelSelector: selector });
+  for (const r of roles.items) {
+    if (!r.metadata?.name) continue;
+    await c.kube.rbac.deleteClusterRole({ name: r.metadata.name }).catch(() => undefined);
+    removed.push(`ClusterRole ${r.metadata.name}`);
   }
   const bindings = await c.kube.rbac.listClusterRoleBinding({ labelSelector: selector });
   for (const b of bindings.items) {

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { chmod, cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -178,6 +178,22 @@ describe("fixtures that cannot be used are rejected before a target starts", () 
       await runLocal(d),
       `error: invalid YAML in ${d}/cases/bad.yaml: unexpected end of the stream within a flow collection (2:1)`,
     );
+  });
+
+  it.each([
+    ["an unknown role", "  nope: { capabilities: {} }", `intent names unknown role "nope" (roles: payments, payments-office)`],
+    ["a malformed path", '  payments: { capabilities: { "apps/*/x": [read] } }', `intent.payments.capabilities: malformed path "apps/*/x"`],
+    ["a capability Vault does not have", '  payments: { capabilities: { "apps/x": [reed] } }', `intent.payments.capabilities."apps/x": "reed" is not a Vault capability`],
+  ])("an intent naming %s", async (_what, intent, message) => {
+    const d = await fixtures(`intent-${_what.replace(/\W+/g, "-")}`);
+    const file = join(d, "cases", "hardened-payments.yaml");
+    const text = await readFile(file, "utf8");
+    await writeFile(file, `${text.slice(0, text.indexOf("\nintent:"))}\nintent:\n${intent}\n`);
+    const r = await runLocal(d);
+    expect(r.output.trim()).toMatch(new RegExp(`^error: invalid case file ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: `));
+    expect(r.output).toContain(message);
+    expect(r.output.trim().split("\n")).toHaveLength(1);
+    expect(r.code).toBe(2);
   });
 
   it("an unreadable case file (a directory where the file should be; works as root too)", async () => {

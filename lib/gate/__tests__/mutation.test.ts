@@ -24,6 +24,15 @@ describe("mutants as data", () => {
         "audience-removed.yaml",
         "ttl-above-max.yaml",
         "cidrs-dropped.yaml",
+        // widening kinds the access, capability and identity probes must catch
+        "second-namespace.yaml",
+        "name-glob.yaml",
+        "namespace-glob.yaml",
+        "alias-by-name.yaml",
+        "policy-list-engine-root.yaml",
+        "policy-token-create.yaml",
+        "policy-plus-segment.yaml",
+        "selector-every-namespace.yaml",
       ]),
     );
   });
