@@ -41,7 +41,7 @@ export const COMMON_FLAGS: FlagSpec[] = [
   { flag: "--dry-run", env: "VKC_DRY_RUN", help: "existing/kind: print the plan (and check permissions), create nothing" },
   { flag: "--offline", env: "VKC_OFFLINE", help: "never try release downloads" },
   { flag: "--no-build", env: "VKC_NO_BUILD", help: "never build binaries from Go modules" },
-  { flag: "--slow", env: "VKC_SLOW", help: "include slow cases (token expiry)" },
+  { flag: "--slow", env: "VKC_SLOW", help: "include slow cases (token expiry, the apiserver's 10 s token cache)" },
   { flag: "--debug", env: "VKC_DEBUG", help: "debug logging and stack traces" },
 ];
 

@@ -20,7 +20,7 @@ import { UsageError } from "./errors.ts";
  * | VKC_KEEP=1 | keep the target after the run and print how to reach and remove it | unset |
  * | VKC_KEEP_ON_FAILURE=1 | local target: when the run fails, keep the target up (the script owns it until Ctrl-C or env:down) and print how to reach and remove it | unset |
  * | VKC_DEBUG=1 | stack traces and debug log lines | unset |
- * | VKC_SLOW=1 | include slow cases (token expiry) | unset |
+ * | VKC_SLOW=1 | include slow cases (token expiry, the apiserver's 10 s token cache) | unset |
  * | KUBEBUILDER_ASSETS | a directory holding etcd, kube-apiserver, kube-controller-manager (envtest) | unset |
  * | TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER, TEST_ASSET_KUBECTL | one binary each (envtest) | unset |
  * | VAULT_BIN, BAO_BIN | a vault / bao binary | unset |
@@ -76,6 +76,8 @@ export interface Config {
   dryRun: boolean;
   debug: boolean;
   slow: boolean;
+  /** A running target's TargetInfo file (env:up, or the script that owns the target): attach, never start. */
+  targetInfoFile?: string;
   overrides: BinaryOverrides;
   existing: {
     kubeconfig?: string;
@@ -160,6 +162,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     dryRun: flag(env, "VKC_DRY_RUN"),
     debug: flag(env, "VKC_DEBUG"),
     slow: flag(env, "VKC_SLOW"),
+    ...(path("VKC_TARGET_INFO") ? { targetInfoFile: path("VKC_TARGET_INFO") } : {}),
     overrides,
     existing: {
       kubeconfig: path("KUBECONFIG"),

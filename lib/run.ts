@@ -38,6 +38,9 @@ export async function runVitest(config: Config, projects: string[], filters: str
     { first: true },
   );
   const results = new ResultsReporter(config.reportsDir, () => (died ? describeDeath(died) : undefined));
+  // The globalSetup (loaded by vitest in this process) attaches to the target the caller owns.
+  const attachedBefore = process.env.VKC_TARGET_INFO;
+  if (config.targetInfoFile) process.env.VKC_TARGET_INFO = config.targetInfoFile;
   const junit = join(config.reportsDir, "junit.xml");
   const vitest = await startVitest("test", filters, {
     run: true,
@@ -63,6 +66,8 @@ export async function runVitest(config: Config, projects: string[], filters: str
   }).finally(() => {
     unwatch();
     unhook();
+    if (attachedBefore === undefined) delete process.env.VKC_TARGET_INFO;
+    else process.env.VKC_TARGET_INFO = attachedBefore;
   });
   await vitest.close();
   // The JUnit reporter writes what assertions printed; pass it through redaction too.

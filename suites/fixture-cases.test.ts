@@ -61,7 +61,7 @@ function identityRows(c: CaseFile): string[] {
   return Object.keys(c.roles ?? {}).filter(
     (r) =>
       asList((c.roles?.[r] as { token_bound_cidrs?: string[] }).token_bound_cidrs).length === 0 &&
-      loginIntent(c, r).some((i) => i.namespace),
+      loginIntent(c, r).some((i) => !i.namespaceSelector),
   );
 }
 
@@ -209,7 +209,7 @@ describe.each(cases)("$name ($file)", (c) => {
 
   // A ServiceAccount deleted and recreated under the same name is a new identity, unless intended.
   it.for(identityRows(c))("identity: role %s gives a recreated ServiceAccount a new entity", async (role, { task }) => {
-    const who = intentFor(role).find((i) => i.namespace)!;
+    const who = intentFor(role).find((i) => !i.namespaceSelector)!;
     const rec = await identityContinuity({
       d: deps,
       probe,

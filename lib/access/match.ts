@@ -2,9 +2,9 @@
  * Static reasoning about who a kubernetes auth role lets in, the way the plugin decides it
  * (vault-plugin-auth-kubernetes path_login.go; read for the facts, our own code): the name is
  * checked first, then the namespace (a listed name or glob, or the namespace selector's labels).
- * Globs are go-secure-stdlib's GlobbedStringsMatch: `*` alone matches all, a leading `*` is a
- * suffix match, a trailing `*` a prefix match, both a substring match; a `*` in the middle is a
- * literal character. Real logins decide; this only chooses candidates and explains outcomes.
+ * Globs: a `*` anywhere matches any run of characters (see globMatch; the plugin's docs speak
+ * only of leading and trailing stars). Real logins decide; this only chooses candidates and
+ * explains outcomes.
  */
 
 export interface RoleShape {
@@ -40,19 +40,30 @@ export function asList(v: string[] | string | undefined | null): string[] {
     .filter(Boolean);
 }
 
-/** One pattern of a bound list against a value, as the plugin matches it. */
+/**
+ * One pattern of a bound list against a value, as the plugin matches it (go-glob, measured on
+ * Vault 1.21.1 and OpenBao 2.7.2: a `*` anywhere, the middle included, stands for any run of
+ * characters; the parts between stars must appear in order, the first as a prefix, the last as a
+ * suffix).
+ */
 export function globMatch(pattern: string, value: string): boolean {
   if (pattern === "*") return true;
-  const lead = pattern.startsWith("*");
-  const trail = pattern.endsWith("*") && pattern.length > 1;
-  if (lead && trail) return value.includes(pattern.slice(1, -1));
-  if (lead) return value.endsWith(pattern.slice(1));
-  if (trail) return value.startsWith(pattern.slice(0, -1));
-  return pattern === value;
+  const parts = pattern.split("*");
+  if (parts.length === 1) return pattern === value;
+  const first = parts[0]!;
+  const last = parts[parts.length - 1]!;
+  if (!value.startsWith(first) || value.length < first.length + last.length) return false;
+  let at = first.length;
+  for (const mid of parts.slice(1, -1)) {
+    const i = value.indexOf(mid, at);
+    if (i === -1) return false;
+    at = i + mid.length;
+  }
+  return value.length - last.length >= at && value.endsWith(last);
 }
 
 export function isGlob(pattern: string): boolean {
-  return pattern === "*" || pattern.startsWith("*") || pattern.endsWith("*");
+  return pattern.includes("*");
 }
 
 export interface LabelSelector {
@@ -141,15 +152,19 @@ export function predict(role: RoleShape, who: Identity): Verdict {
 /**
  * Names a bound pattern would let in that its author may not have meant: for `payments`, the
  * glob-shaped neighbours `payments-vkc` and `vkc-payments` (refused unless a glob widened the
- * role); for `pay*`, `pay-vkc`; for `*-app`, `vkc-app`; for `*`, `vkc-any`. DNS-1123 names.
+ * role); for `pay*`, `pay-vkc`; for `*-app`, `vkc-app`; for `pay*db`, `pay-vkc-db-vkc` and
+ * `vkc-pay-vkc-db`... (whatever the star lets in); for `*`, `vkc-any`. DNS-1123 names.
  */
 export function lookalikes(pattern: string, tag = "vkc"): string[] {
-  const core = pattern.replace(/^\*+|\*+$/g, "");
+  // A star inside the pattern matches too (go-glob): fill it with the tag.
+  const core = pattern.replace(/^\*+|\*+$/g, "").replace(/\*+/g, `-${tag}-`);
   const out = new Set<string>();
   if (core === "") out.add(`${tag}-any`);
   else if (pattern.endsWith("*") && !pattern.startsWith("*")) out.add(`${core}${core.endsWith("-") ? "" : "-"}${tag}`);
   else if (pattern.startsWith("*") && !pattern.endsWith("*")) out.add(`${tag}${core.startsWith("-") ? "" : "-"}${core}`);
+  else if (pattern.startsWith("*") && pattern.endsWith("*")) out.add(`${tag}-${core}-${tag}`);
   else {
+    if (pattern.includes("*")) out.add(core); // `pay*db` -> `pay-vkc-db`, which it lets in
     out.add(`${core}-${tag}`);
     out.add(`${tag}-${core}`);
   }

@@ -1,10 +1,11 @@
-import { execFile } from "node:child_process";
-import { constants, accessSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { execFile, type ChildProcess } from "node:child_process";
+import { constants, accessSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { loadAllYaml, type KubernetesObject } from "@kubernetes/client-node";
 import { cached } from "../binaries/cache.ts";
+import { onExitSync, onShutdown } from "../cleanup.ts";
 import { productOf } from "../binaries/pins.ts";
 import type { Config } from "../config.ts";
 import { UsageError, errorMessage } from "../errors.ts";
@@ -155,14 +156,21 @@ export function parserMessage(stderr: string): string {
 
 type Parse = { ok: true } | { ok: false; message: string } | { ok: undefined; why: string };
 
-function policyFmt(bin: string, file: string, home: string): Promise<Parse> {
+function policyFmt(bin: string, file: string, home: string, running: Set<ChildProcess>): Promise<Parse> {
   return new Promise((resolve) => {
     // Minimal environment: the parser needs no address or token, and gets none.
-    execFile(bin, ["policy", "fmt", file], { env: { PATH: process.env.PATH ?? "", HOME: home }, timeout: 30_000 }, (err, _out, stderr) => {
-      if (!err) return resolve({ ok: true });
-      if (/^\s*failed to parse policy/.test(stderr)) return resolve({ ok: false, message: parserMessage(stderr) });
-      resolve({ ok: undefined, why: `${errorMessage(err).split("\n")[0]}${stderr.trim() ? ` (${stderr.trim().split("\n")[0]})` : ""}` });
-    });
+    const child = execFile(
+      bin,
+      ["policy", "fmt", file],
+      { env: { PATH: process.env.PATH ?? "", HOME: home }, timeout: 30_000 },
+      (err, _out, stderr) => {
+        running.delete(child);
+        if (!err) return resolve({ ok: true });
+        if (/^\s*failed to parse policy/.test(stderr)) return resolve({ ok: false, message: parserMessage(stderr) });
+        resolve({ ok: undefined, why: `${errorMessage(err).split("\n")[0]}${stderr.trim() ? ` (${stderr.trim().split("\n")[0]})` : ""}` });
+      },
+    );
+    running.add(child);
   });
 }
 
@@ -179,23 +187,42 @@ export async function checkPolicies(policies: PolicyToCheck[], bin: string | und
     return;
   }
   const work = await mkdtemp(join(tmpdir(), "vkc-policy-check-"));
+  // Ctrl-C / SIGTERM exit without running `finally`: the parsers and the temp dir go with the
+  // shutdown hooks too (and, last resort, on a plain exit).
+  const running = new Set<ChildProcess>();
+  let stopped = false;
+  const stop = () => {
+    stopped = true; // no new parser either
+    for (const c of running) c.kill("SIGKILL");
+  };
+  const unlisten = onShutdown(async () => {
+    stop();
+    await rm(work, { recursive: true, force: true });
+  });
+  const forget = onExitSync(() => {
+    stop();
+    rmSync(work, { recursive: true, force: true });
+  });
   try {
     await chmod(work, 0o700);
     const results: Parse[] = new Array(policies.length);
     let next = 0;
     const worker = async () => {
-      for (let i = next++; i < policies.length; i = next++) {
+      for (let i = next++; i < policies.length && !stopped; i = next++) {
         const file = join(work, `${i}.hcl`);
         await writeFile(file, policies[i]!.hcl, { mode: 0o600 });
-        results[i] = await policyFmt(bin, file, work);
+        results[i] = await policyFmt(bin, file, work, running);
       }
     };
     await Promise.all([worker(), worker()]); // 2 at a time: ~0.2s each
+    if (stopped) return; // shutting down: the process exits, nothing to report
     for (const [i, r] of results.entries())
       if (r.ok === false) throw new UsageError(`${policies[i]!.what} is not a valid policy: ${r.message}: fix the HCL and run again`);
     const failed = results.find((r): r is Extract<Parse, { ok: undefined }> => r.ok === undefined);
     if (failed) log.debug("fixtures", `${bin} policy fmt did not run (${failed.why}): policy HCL not fully checked before the run`);
   } finally {
+    unlisten();
+    forget();
     await rm(work, { recursive: true, force: true });
   }
 }

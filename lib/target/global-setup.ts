@@ -31,7 +31,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   try {
     if (attach) {
       info = await readTargetInfo(attach);
-      log.info("setup", `attached to running target ${info.runId} (${attach})`);
+      log.debug("setup", `attached to running target ${info.runId} (${attach})`);
     } else {
       target = await startTarget(config);
       info = target.info;

@@ -1,20 +1,38 @@
 import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { PACKAGE_ROOT } from "../../lib/config.ts";
 
 // Bad input gets one clear line on stderr and a non-zero exit, never a stack trace.
 function run(scriptName: string, args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", scriptName), ...args], {
     cwd: PACKAGE_ROOT,
-    env: { ...process.env, VKC_TARGET: "", VKC_FLAVOR: "", ...env },
+    env: { ...process.env, VKC_TARGET: "", VKC_FLAVOR: "", KIND_EXPERIMENTAL_PROVIDER: "", ...env },
     encoding: "utf8",
     timeout: 60_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.replace(/^npm warn.*\n/gm, "") };
 }
 
+// The docker checks see only the PATH a case gives them, so these pass whether or not this machine
+// has Docker (installed, running): a directory without docker, or a docker whose daemon is down
+// (it answers `docker info` as the real CLI does then: a blank line, the reason on stderr, exit 1).
+const bins = mkdtempSync(join(tmpdir(), "vkc-cli-"));
+const noDocker = join(bins, "no-docker");
+const dockerDown = join(bins, "docker-down");
+mkdirSync(noDocker);
+mkdirSync(dockerDown);
+writeFileSync(
+  join(dockerDown, "docker"),
+  '#!/bin/sh\necho\necho "Cannot connect to the Docker daemon at ${DOCKER_HOST:-unix:///var/run/docker.sock}. Is the docker daemon running?" >&2\nexit 1\n',
+  { mode: 0o755 },
+);
+
 describe("command-line errors", () => {
+  afterAll(() => rmSync(bins, { recursive: true, force: true }));
+
   it.each([
     ["conformance.ts", ["--bogus"], {}, "error: unknown flag --bogus (see --help)"],
     ["conformance.ts", ["--flavor"], {}, "error: --flavor needs a value (vault|openbao)"],
@@ -25,17 +43,17 @@ describe("command-line errors", () => {
       {},
       'error: target (VKC_TARGET / --target) must be one of local, kind, existing (got "minikube")',
     ],
-    // This machine has no Docker: the kind target says so and what to do instead, before installing kind.
+    // No Docker: the kind target says so and what to do instead, before installing kind.
     [
       "env-up.ts",
       [],
-      { VKC_TARGET: "kind", PATH: "/usr/bin:/bin" },
+      { VKC_TARGET: "kind", PATH: noDocker },
       "error: the kind target needs docker, which is not on PATH: install Docker (or Podman with KIND_EXPERIMENTAL_PROVIDER=podman), or use --target local (no Docker needed)",
     ],
     [
       "conformance.ts",
       ["--target", "kind"],
-      { DOCKER_HOST: "unix:///nonexistent/docker.sock" },
+      { DOCKER_HOST: "unix:///nonexistent/docker.sock", PATH: dockerDown },
       "error: docker is installed but not usable (docker info: Cannot connect to the Docker daemon at unix:///nonexistent/docker.sock. Is the docker daemon running?): start it, or use --target local",
     ],
     [

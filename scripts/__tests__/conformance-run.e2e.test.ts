@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -40,8 +40,30 @@ describe("npm run conformance", () => {
     expect(liveProcesses(results.runId!)).toEqual([]);
   });
 
+  it("a target that cannot start: one line, exit 3, before any test runner output; nothing left", async () => {
+    // A Vault binary that parses policies (preflight) like the real one, and dies on `server`.
+    const cfgVault = process.env.VKC_FLAVOR === "openbao" ? "BAO_BIN" : "VAULT_BIN";
+    const { loadConfig } = await import("../../lib/config.ts");
+    const { provisionVault } = await import("../../lib/target/start.ts");
+    const real = await provisionVault(loadConfig());
+    const fake = join(dir, "fake-vault");
+    writeFileSync(fake, `#!/bin/sh\nif [ "$1" = policy ]; then exec "${real}" "$@"; fi\necho "no server today" >&2\nexit 1\n`, { mode: 0o755 });
+    const reports = join(dir, "cannot-start");
+    const run = script("conformance.ts", ["--reports", reports, "suites/smoke"], { [cfgVault]: fake });
+    expect(await run.exited, run.output()).toBe(3);
+    const out = run.output();
+    expect(out).toMatch(/^error: target "local" could not start: (vault|openbao|bao) exited with code 1 during start \(log: .*\)$/m);
+    expect(out).toContain("no server today");
+    expect(out).not.toMatch(/RUN\s+v\d|No test files|Unhandled Error|^\s+at /m);
+    expect(existsSync(join(reports, "results.json"))).toBe(false);
+    const runId = runIdIn(out);
+    expect(liveProcesses(runId)).toEqual([]);
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith(runId) || n.startsWith("vkc-handover-"))).toEqual([]);
+  });
+
   it("Ctrl-C while the suites run: exits 130, no process and no work dir of the run remain", async () => {
-    const run = conformance(["--reports", join(dir, "int"), "suites/login-rejected"]);
+    // Several files: the run must still be in its suites 1.5 s after ready, also on a quiet machine.
+    const run = conformance(["--reports", join(dir, "int"), "suites/login-rejected", "suites/issuer", "suites/fixture-cases"]);
     await waitForOutput(run, /ready in/);
     const runId = runIdIn(run.output());
     expect(liveProcesses(runId).length).toBeGreaterThanOrEqual(3);
@@ -59,6 +81,7 @@ describe("npm run conformance", () => {
       "serviceAccounts: [app]",
       'roles: { app: { bound_service_account_names: [app], bound_service_account_namespaces: ["${namespace}"] } }',
       "logins: [{ role: app, serviceAccount: app, expect: { status: 403, error: permission denied } }]",
+      "intent: { app: { login: [{ serviceAccount: app }] } }", // so that only the login above fails
     ]);
     const reports = join(dir, "keep");
     const run = script("conformance.ts", ["--reports", reports, "--fixtures", fixtures, "--keep-on-failure", "suites/fixture-cases"]);

@@ -1,10 +1,11 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../lib/config.ts";
 import type { RunResults } from "../../lib/report/reporter.ts";
+import { pidAlive } from "../../lib/process.ts";
 import { provisionLocal } from "../../lib/target/start.ts";
 import { descendants, liveProcesses, script, until, waitForOutput, type ProcInfo } from "./helpers.ts";
 
@@ -63,12 +64,43 @@ describe("faults", () => {
       expect(existsSync(join(cache, "locks")) ? readdirSync(join(cache, "locks")) : []).toEqual([]);
     });
 
+    it("preflight (the policy check), SIGINT: exit 130, no parser process, no vkc-policy-check dir", async () => {
+      // The real parser takes ~0.2 s per policy: a `vault` whose `policy fmt` hangs holds the run
+      // in the check. Every other binary from the warm cache; a private TMPDIR to look in.
+      const bins = await provisionLocal(loadConfig({ ...process.env, VKC_FLAVOR: flavor }));
+      const tmp = join(dir, "preflight-tmp");
+      await mkdir(tmp);
+      const parser = join(dir, "hanging-policy-fmt");
+      await writeFile(parser, "#!/bin/sh\nexec sleep 120\n");
+      await chmod(parser, 0o755);
+      const checkDirs = () => readdirSync(tmp).filter((n) => n.startsWith("vkc-policy-check-"));
+      const run = script("conformance.ts", ["--reports", join(dir, "preflight"), "suites/smoke"], {
+        VKC_FLAVOR: flavor,
+        TMPDIR: tmp,
+        TEST_ASSET_ETCD: bins.etcd,
+        TEST_ASSET_KUBE_APISERVER: bins.kubeApiserver,
+        TEST_ASSET_KUBE_CONTROLLER_MANAGER: bins.kubeControllerManager,
+        [flavor === "openbao" ? "BAO_BIN" : "VAULT_BIN"]: parser,
+      });
+      await until("the policy check running (its temp dir and a parser)", () => {
+        if (run.child.exitCode !== null) throw new Error(`exited (${run.child.exitCode}) before the policy check:\n${run.output()}`);
+        return checkDirs().length === 1 && descendants(run.child.pid!).some((p) => p.comm === "sleep");
+      });
+      const below = descendants(run.child.pid!);
+      run.child.kill("SIGINT");
+      expect(await run.exited, run.output()).toBe(130);
+      expect(below.filter((p) => pidAlive(p.pid))).toEqual([]);
+      expect(checkDirs()).toEqual([]);
+    });
+
     it.each([
       ["start (etcd up, the apiserver not yet)", "SIGINT", 130],
       ["setup (target ready, suites creating their objects)", "SIGTERM", 143],
       ["mid-suite", "SIGTERM", 143],
     ] as const)("%s, %s: exit %i, no process (components, vitest workers), no work dir", async (phase, signal, code) => {
-      const run = script("conformance.ts", ["--reports", join(dir, `phase-${code}-${phase.split(" ")[0]}`), "suites/login-rejected"]);
+      // Several files, so that "mid-suite" (2 s after ready) is still mid-suite on a quiet machine.
+      const files = ["suites/login-rejected", "suites/issuer", "suites/fixture-cases"];
+      const run = script("conformance.ts", ["--reports", join(dir, `phase-${code}-${phase.split(" ")[0]}`), ...files]);
       if (phase.startsWith("start")) {
         await until("etcd started", () => descendants(run.child.pid!).some((p) => p.comm === "etcd"));
         expect(run.output()).not.toMatch(/ready in/);

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { loadAllYaml, loadYaml, type KubernetesObject } from "@kubernetes/client-node";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../config.ts";
 import { UsageError } from "../../errors.ts";
 import { redact } from "../../redact.ts";
@@ -21,6 +21,15 @@ import { requireKindTools, startKindTarget, type KindDeps } from "../kind.ts";
 // Plumbing of the kind target, without Docker: images, cluster config, command lines, the
 // internal address, cleanup order, and the errors for missing tools. Docker itself is only
 // exercised where it exists (GitHub Actions runs --target kind for real).
+
+// The fakes answer as docker: a KIND_EXPERIMENTAL_PROVIDER=podman of the caller's shell must not
+// switch the provider to podman under them (the podman case passes its env explicitly).
+beforeEach(() => {
+  vi.stubEnv("KIND_EXPERIMENTAL_PROVIDER", "");
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
 
 const PINS: KindPins = {
   kind: "v0.99.0",
