@@ -75,6 +75,7 @@ describe.each(cases)("$name ($file)", (c) => {
   const roleNames: Record<string, string> = {};
   const tokens: Record<string, VaultClient> = {};
   const tokenPolicies: Record<string, string[]> = {};
+  const tokenAccessors: Record<string, string> = {};
   const roleBodies: Record<string, Record<string, unknown>> = {};
   let baseline: string;
   let probe: AccessProbe;
@@ -147,6 +148,7 @@ describe.each(cases)("$name ($file)", (c) => {
     if (res.status === 200 && !tokens[l.role]) {
       tokens[l.role] = ctx.vault.withToken(res.body.auth!.client_token);
       tokenPolicies[l.role] = res.body.auth!.policies;
+      tokenAccessors[l.role] = res.body.auth!.accessor;
     }
   });
 
@@ -192,6 +194,7 @@ describe.each(cases)("$name ($file)", (c) => {
       const map = await capabilityMap({
         vault: ctx.vault,
         token,
+        accessor: tokenAccessors[role],
         via: token ? "a real login of the case" : "a token holding the role's policies (no login possible from here)",
         caseName: c.name,
         role,

@@ -224,6 +224,21 @@ export async function capabilitiesOf(vault: VaultClient, paths: string[]): Promi
 }
 
 /**
+ * What the token with `accessor` may do on each path, asked with another token (`root`): one
+ * POST sys/capabilities-accessor. For tokens that may not ask themselves (a login of a role with
+ * `token_no_default_policy` has no `default`, which is what allows sys/capabilities-self).
+ */
+export async function capabilitiesOfAccessor(root: VaultClient, accessor: string, paths: string[]): Promise<Record<string, string[]>> {
+  if (paths.length === 0) return {};
+  const res = await root.write("sys/capabilities-accessor", { accessor, paths });
+  if (res.status !== 200)
+    throw new HarnessError(
+      `POST sys/capabilities-accessor: ${describeResponse(res)} (the token needs update on sys/capabilities-accessor)`,
+    );
+  return capabilitiesFromBody(res.body, paths);
+}
+
+/**
  * What a token holding exactly `policies` may do on each path: a 60-second orphan token with those
  * policies (and `default` only when listed) is asked about by accessor (`sys/capabilities-accessor`,
  * with `root`'s token: a token without `default` may not call capabilities-self) and revoked at

@@ -14,7 +14,7 @@ import { errorMessage } from "../errors.ts";
 import { isNotFound, type Kube } from "../kube/client.ts";
 import { describeResponse, type VaultClient } from "../vault/client.ts";
 import { waitFor } from "../wait.ts";
-import { capabilitiesBeyond, capabilitiesForPolicies, capabilitiesOf, intentCovers, probePaths, SAMPLE_SEGMENT } from "./capabilities.ts";
+import { capabilitiesBeyond, capabilitiesForPolicies, capabilitiesOfAccessor, intentCovers, probePaths, SAMPLE_SEGMENT } from "./capabilities.ts";
 import { advice, asList, dns1123, isGlob, lookalikes, parseSelector, predict, selectorMatches, type Identity, type RoleShape } from "./match.ts";
 
 export type Source = "cluster" | "intended" | "lookalike" | "other-namespace" | "bound-namespace" | "namespace-glob" | "selector-match" | "selector-mismatch";
@@ -363,6 +363,8 @@ export function selectorJson(s: string): string {
 export async function capabilityMap(o: {
   vault: VaultClient;
   token: VaultClient | undefined;
+  /** The token's accessor: its capabilities are asked by accessor (a token without `default` may not ask itself). */
+  accessor: string | undefined;
   via: string;
   caseName: string;
   role: string;
@@ -373,7 +375,7 @@ export async function capabilityMap(o: {
   intent: Record<string, string[]>;
 }): Promise<CapabilityMap> {
   const paths = await probePaths(o.vault, { policies: [...o.policies, o.baselinePolicy], authMount: o.mount, roles: o.roles });
-  const caps = o.token ? await capabilitiesOf(o.token, paths) : await capabilitiesForPolicies(o.vault, o.policies, paths);
+  const caps = o.token && o.accessor ? await capabilitiesOfAccessor(o.vault, o.accessor, paths) : await capabilitiesForPolicies(o.vault, o.policies, paths);
   const baseline = await capabilitiesForPolicies(o.vault, [o.baselinePolicy], paths);
   const deviations: string[] = [];
   const beyond: Record<string, string[]> = {};

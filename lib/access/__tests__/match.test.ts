@@ -153,7 +153,11 @@ describe("lookalikes / dns1123", () => {
     expect(lookalikes("*")).toEqual(["vkc-any"]);
     expect(lookalikes("*mid*")).toEqual(["vkc-mid-vkc"]);
     expect(lookalikes("pay*db")).toEqual(["pay-vkc-db", "pay-vkc-db-vkc", "vkc-pay-vkc-db"]);
-    for (const p of ["pay*", "*-app", "*mid*", "pay*db", "*"]) expect(lookalikes(p).some((l) => globMatch(p, l)), p).toBe(true);
+    for (const p of ["pay*", "*-app", "*mid*", "pay*db", "*"])
+      expect(
+        lookalikes(p).some((l) => globMatch(p, l)),
+        p,
+      ).toBe(true);
     expect(lookalikes("x", "t")).toEqual(["x-t", "t-x"]);
   });
 
