@@ -87,10 +87,17 @@ export function onShutdown(hook: () => Promise<void>, o: { first?: boolean } = {
       registry.shuttingDown = true;
       log.warn("", `${signal} received: tearing down`);
       const code = signal === "SIGINT" ? 130 : 143;
+      // While the teardown runs, nobody else ends the process: a script whose runner was just
+      // stopped returns its verdict and calls process.exit, and vitest's own signal handler exits
+      // too; either would cut the teardown short (and exit 1). Ours is the only exit, with 130/143.
+      const exit = process.exit.bind(process);
+      process.exit = ((c?: number | string | null) => {
+        log.debug("", `exit(${c ?? ""}) while tearing down after ${signal}: deferred`);
+      }) as typeof process.exit;
       const bounded = new Promise<void>((r) => setTimeout(r, FIRST_HOOKS_BUDGET_MS).unref());
       void Promise.race([Promise.allSettled([...registry.firstHooks].map((h) => h())), bounded])
         .then(() => Promise.allSettled([...registry.hooks].reverse().map((h) => h())))
-        .finally(() => process.exit(code));
+        .finally(() => exit(code));
     };
     registry.handler = handler;
     process.on("SIGINT", handler);

@@ -1,34 +1,73 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startVitest, type TestModule, type Vitest } from "vitest/node";
 import { PACKAGE_ROOT, type Config } from "./config.ts";
-import { HarnessError } from "./errors.ts";
-import { onShutdown, ownSignals } from "./cleanup.ts";
+import { describeError, HarnessError, UsageError } from "./errors.ts";
+import { onExitSync, onShutdown, ownSignals } from "./cleanup.ts";
 import { log } from "./log.ts";
 import { pidAlive } from "./process.ts";
 import { redact } from "./redact.ts";
-import { requestKeep } from "./target/keep.ts";
-import { describeDeath, onComponentDeath, type ComponentDeath } from "./target/watch.ts";
+import type { StartedTarget } from "./target/start.ts";
+import { describeDeath, type ComponentDeath } from "./target/watch.ts";
 import { ResultsReporter, type RunResults } from "./report/reporter.ts";
 
+/** Exit code of a run whose target could not start: not a case that failed, not bad input. */
+export const TARGET_FAILED = 3;
+
 /**
- * Runs vitest projects in this process (so the conformance globalSetup, and its teardown on
- * Ctrl-C, live here) with the default, JUnit and results reporters. The verdict is ours, not
- * vitest's exit code alone: zero cases executed is a failure, never a pass.
+ * The one way a script gets a target for its suites: starts it (the script owns it from then on,
+ * and stops it) and says so in one line with exit code 3 when it cannot start.
  */
-export async function runVitest(config: Config, projects: string[], filters: string[] = []): Promise<RunResults> {
+export async function startOwnedTarget(config: Config, start: (c: Config) => Promise<StartedTarget>): Promise<StartedTarget> {
+  try {
+    return await start(config);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const details = err instanceof HarnessError ? err.details : undefined;
+    throw new HarnessError(`target "${config.target}" could not start: ${describeError(err)}`, {
+      cause: err,
+      exitCode: TARGET_FAILED,
+      ...(details ? { details } : {}),
+    });
+  }
+}
+
+/**
+ * Runs vitest projects in this process with the default, JUnit and results reporters. The
+ * conformance project's globalSetup only attaches: to `target`, which the caller owns (its
+ * TargetInfo is handed over in a 0600 file), or to `config.targetInfoFile` (env:up). The verdict
+ * is ours, not vitest's exit code alone: zero cases executed is a failure, never a pass.
+ */
+export async function runVitest(
+  config: Config,
+  projects: string[],
+  filters: string[] = [],
+  o: { target?: Pick<StartedTarget, "info" | "watch"> } = {},
+): Promise<RunResults> {
   // A component that dies mid-run cancels the run (tests in flight end, no new file starts) and
   // becomes the verdict's first line, instead of a minute of connection errors.
   let died: ComponentDeath | undefined;
   let running: Vitest | undefined;
-  const unwatch = onComponentDeath((d) => {
-    if (died) return;
+  let active = true;
+  o.target?.watch?.((d) => {
+    if (died || !active) return;
     died = d;
     log.error("run", describeDeath(d));
     void running?.cancelCurrentRun("test-failure");
   });
+  let handover: string | undefined;
+  let infoFile = config.targetInfoFile;
+  if (o.target) {
+    handover = await mkdtemp(join(tmpdir(), "vkc-handover-"));
+    infoFile = join(handover, "target.json");
+    await writeFile(infoFile, JSON.stringify(o.target.info), { mode: 0o600 });
+  }
+  const dropHandover = () => (handover ? rm(handover, { recursive: true, force: true }) : Promise.resolve());
+  const unhookHandover = onShutdown(dropHandover);
+  const unhookHandoverSync = onExitSync(() => handover && rmSync(handover, { recursive: true, force: true }));
   // Ctrl-C: stop the runner (no worker creates anything any more) before targets are torn down.
   const unhook = onShutdown(
     async () => {
@@ -38,9 +77,10 @@ export async function runVitest(config: Config, projects: string[], filters: str
     { first: true },
   );
   const results = new ResultsReporter(config.reportsDir, () => (died ? describeDeath(died) : undefined));
-  // The globalSetup (loaded by vitest in this process) attaches to the target the caller owns.
+  // The globalSetup, which vitest loads in this process, reads where to attach from the environment.
   const attachedBefore = process.env.VKC_TARGET_INFO;
-  if (config.targetInfoFile) process.env.VKC_TARGET_INFO = config.targetInfoFile;
+  if (infoFile) process.env.VKC_TARGET_INFO = infoFile;
+  else delete process.env.VKC_TARGET_INFO;
   const junit = join(config.reportsDir, "junit.xml");
   const vitest = await startVitest("test", filters, {
     run: true,
@@ -54,22 +94,21 @@ export async function runVitest(config: Config, projects: string[], filters: str
         onInit: (v: Vitest) => {
           running = v;
           ownSignals();
-        },
-        // Before the globalSetup's teardown, which asks whether to keep the target.
-        onTestRunEnd: (modules: ReadonlyArray<TestModule>, unhandled: ReadonlyArray<unknown>) => {
-          const failed = died || unhandled.length > 0 || modules.some((m) => m.state() === "failed");
-          if (config.keepOnFailure && failed) requestKeep();
+          if (died) void v.cancelCurrentRun("test-failure"); // a component died while vitest started
         },
       },
     ],
     passWithNoTests: false,
   }).finally(() => {
-    unwatch();
+    active = false;
     unhook();
     if (attachedBefore === undefined) delete process.env.VKC_TARGET_INFO;
     else process.env.VKC_TARGET_INFO = attachedBefore;
   });
   await vitest.close();
+  unhookHandover();
+  unhookHandoverSync();
+  await dropHandover();
   // The JUnit reporter writes what assertions printed; pass it through redaction too.
   try {
     await writeFile(junit, redact(await readFile(junit, "utf8")));

@@ -1,18 +1,12 @@
 // npm run conformance: provision, start the target, run the conformance suites, write reports.
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
-import { onShutdown } from "../lib/cleanup.ts";
-import { describeError, HarnessError, UsageError } from "../lib/errors.ts";
-import { runVitest, verdict } from "../lib/run.ts";
+import type { RunResults } from "../lib/report/reporter.ts";
+import { runVitest, startOwnedTarget, verdict } from "../lib/run.ts";
 import { announcePlan, dryRun } from "../lib/target/dry-run.ts";
-import { preflight, startTarget, type StartedTarget } from "../lib/target/start.ts";
+import { preflight, startTarget } from "../lib/target/start.ts";
 import { recordOwnedTarget } from "../lib/target/state.ts";
-import { announceDeath } from "../lib/target/watch.ts";
-
-/** Exit code of a run whose target could not start: not a case that failed, not bad input. */
-export const TARGET_FAILED = 3;
 
 await runScript(
   {
@@ -26,51 +20,32 @@ await runScript(
     if (config.dryRun) return dryRun(config);
     await preflight(config);
     await announcePlan(config);
-    if (config.targetInfoFile) return finish(await runVitest(config, ["conformance"], parsed.positionals), config);
-
-    // This script owns the target: it starts it before vitest (while vitest's modules load), hands
-    // the suites its TargetInfo through a 0600 file, and stops it (or keeps it) afterwards. A target
-    // that cannot start is one line and exit code 3, before any test runner output.
-    const [started] = await Promise.all([
-      startTarget(config).catch((err: unknown) => {
-        if (err instanceof UsageError) throw err;
-        const details = err instanceof HarnessError ? err.details : undefined;
-        throw new HarnessError(`target "${config.target}" could not start: ${describeError(err)}`, {
-          cause: err,
-          exitCode: TARGET_FAILED,
-          ...(details ? { details } : {}),
-        });
-      }),
-      import("vitest/node"),
-    ]);
-    const target: StartedTarget = started;
+    const label = (r: RunResults) => `conformance (${r.target ?? config.target}, ${r.flavor ?? config.flavor})`;
+    // Attached to a target someone else owns (npm run env:up): theirs to stop.
+    if (config.targetInfoFile) {
+      const r = await runVitest(config, ["conformance"], parsed.positionals);
+      return verdict(r, label(r));
+    }
+    // This script owns the target: started before vitest (while vitest's modules load), handed to
+    // the suites, stopped (or kept) afterwards. One that cannot start is one line and exit code 3.
+    const [target] = await Promise.all([startOwnedTarget(config, startTarget), import("vitest/node")]);
     let kept = false;
-    const work = await mkdtemp(join(tmpdir(), "vkc-handover-"));
-    onShutdown(() => rm(work, { recursive: true, force: true }));
     try {
-      const file = join(work, "target.json");
-      await writeFile(file, JSON.stringify(target.info), { mode: 0o600 });
-      target.watch?.(announceDeath);
-      const r = await runVitest({ ...config, targetInfoFile: file }, ["conformance"], parsed.positionals);
-      const code = finish(r, config);
+      const r = await runVitest(config, ["conformance"], parsed.positionals, { target });
+      const code = verdict(r, label(r));
       if (code !== 0 && target.onFailure && (await readdir(join(target.info.artifactsDir, "diagnostics")).catch(() => [])).length > 0)
         await target.onFailure(); // failed cases left diagnostics: the provider adds its own (kind's logs)
-      if (code !== 0 && config.keepOnFailure && config.target === "local") {
+      if (code !== 0 && config.keepOnFailure) {
         // --keep-on-failure: stay up as the target's owner; Ctrl-C or env:down tears it down.
         kept = true;
-        const kf = join(config.reportsDir, "kept-target.json");
+        const file = join(config.reportsDir, "kept-target.json");
         process.stdout.write(`\n--keep-on-failure: the run failed; the target stays up for you to inspect.\n`);
-        process.stdout.write(await recordOwnedTarget(target.info, kf, "is kept"));
+        process.stdout.write(await recordOwnedTarget(target.info, file, "is kept"));
         await new Promise(() => undefined); // the shutdown hook stops the target and exits
       }
       return code;
     } finally {
       if (!kept) await target.stop();
-      await rm(work, { recursive: true, force: true });
     }
   },
 );
-
-function finish(r: Awaited<ReturnType<typeof runVitest>>, config: { target: string; flavor: string }): number {
-  return verdict(r, `conformance (${r.target ?? config.target}, ${r.flavor ?? config.flavor})`);
-}

@@ -1,6 +1,5 @@
 // npm run profile: what a cluster and its Vault look like to kubernetes auth, as JSON, for profile:diff.
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
@@ -65,18 +64,8 @@ await runScript(
       let cases: Profile["cases"];
       if (parsed.local["--with-suites"]) {
         // The suites attach to this target rather than start their own.
-        const dir = await mkdtemp(join(tmpdir(), "vkc-profile-"));
-        try {
-          const file = join(dir, "target.json");
-          await writeFile(file, JSON.stringify(info), { mode: 0o600 });
-          process.env.VKC_TARGET_INFO = file;
-          const r = await runVitest(config, ["conformance"], parsed.positionals);
-          cases = { totals: r.totals, results: r.cases.map((c) => ({ id: c.id, status: c.status })) };
-        } finally {
-          if (attached) process.env.VKC_TARGET_INFO = attached;
-          else delete process.env.VKC_TARGET_INFO;
-          await rm(dir, { recursive: true, force: true });
-        }
+        const r = await runVitest(config, ["conformance"], parsed.positionals, target ? { target } : {});
+        cases = { totals: r.totals, results: r.cases.map((c) => ({ id: c.id, status: c.status })) };
       }
       log.info(
         "profile",

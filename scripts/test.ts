@@ -4,8 +4,8 @@
 import { join } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { loadConfig, type Flavor } from "../lib/config.ts";
-import { runVitest, verdict } from "../lib/run.ts";
-import { preflight } from "../lib/target/start.ts";
+import { runVitest, startOwnedTarget, verdict } from "../lib/run.ts";
+import { preflight, startTarget } from "../lib/target/start.ts";
 
 const PROVIDER_STYLE_ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/VKC0CONFORMANCE0TEST";
 
@@ -29,7 +29,15 @@ await runScript(
       process.env.VKC_REPORTS_DIR = join(config.reportsDir, flavor);
       if (i > 0 && process.env.VKC_ISSUER === undefined) process.env.VKC_ISSUER = PROVIDER_STYLE_ISSUER;
       const projects = i === 0 ? ["unit", "harness", "conformance"] : ["conformance"];
-      const r = await runVitest(loadConfig(), projects, parsed.positionals);
+      const cfg = loadConfig();
+      // The script owns each flavor's target; the conformance project attaches to it.
+      const target = await startOwnedTarget(cfg, startTarget);
+      let r;
+      try {
+        r = await runVitest(cfg, projects, parsed.positionals, { target });
+      } finally {
+        await target.stop();
+      }
       verdict(r, `${flavor} (${projects.join(", ")})`);
       if (r.totals.passed + r.totals.failed === 0) ranNothing = true;
       for (const k of ["passed", "failed", "skipped"] as const) totals[k] += r.totals[k];

@@ -1,4 +1,6 @@
+import { readFile } from "node:fs/promises";
 import type { Flavor, TargetName } from "../config.ts";
+import { UsageError } from "../errors.ts";
 
 /**
  * Everything a suite needs to know about a ready target, as plain JSON: vitest's globalSetup
@@ -29,6 +31,11 @@ export interface TargetInfo {
      * server signed before an issuer migration (the server itself still validates it).
      */
     saSigningKeyFile?: string;
+    /**
+     * Local target with a persona's `retiredSigningKey`: the 0600 key the API server no longer signs
+     * with but still trusts (a second --service-account-key-file), to mint tokens from before a rotation.
+     */
+    saRetiredSigningKeyFile?: string;
   };
   /** Local target: the persona it runs, and the issuer before the change the persona shows. */
   persona?: { name: string; previousIssuer?: string };
@@ -50,4 +57,13 @@ export interface TargetInfo {
   logs: Record<string, string>;
   /** Local target: component name -> pid (process group leader), for diagnostics and leak checks. */
   pids?: Record<string, number>;
+}
+
+/** A TargetInfo file (env:up's, or the one a script hands its suites). */
+export async function readTargetInfo(path: string): Promise<TargetInfo> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as TargetInfo;
+  } catch (err) {
+    throw new UsageError(`cannot read target info ${path}: ${(err as Error).message}`, { cause: err });
+  }
 }

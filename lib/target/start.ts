@@ -24,6 +24,11 @@ export function componentsFor(config: Pick<Config, "flavor">): Component[] {
   return ["etcd", "kube-apiserver", "kube-controller-manager", config.flavor === "openbao" ? "bao" : "vault"];
 }
 
+/** The versions chosen instead of the pins: --vault-version (HashiCorp Vault only). */
+export function versionChoice(config: Pick<Config, "flavor" | "vault">): { vault?: string } {
+  return config.flavor === "vault" && config.vault.version ? { vault: config.vault.version } : {};
+}
+
 /** Binaries for the local target, from the user's paths, the cache, downloads or Go builds. */
 export async function provisionLocal(config: Config, signal?: AbortSignal) {
   // Loaded on demand: attaching to a running target never needs the provisioning code.
@@ -33,6 +38,7 @@ export async function provisionLocal(config: Config, signal?: AbortSignal) {
     overrides: config.overrides,
     offline: config.offline,
     noBuild: config.noBuild,
+    versions: versionChoice(config),
     signal,
   });
   const path = (c: Component) => {
@@ -57,6 +63,7 @@ export async function provisionVault(config: Config): Promise<string> {
     overrides: config.overrides,
     offline: config.offline,
     noBuild: config.noBuild,
+    versions: versionChoice(config),
   });
   const b = bins[c];
   if (!b) throw new HarnessError(`provisioning returned no ${c}`);
@@ -106,6 +113,7 @@ export async function startTarget(config: Config, extra: Partial<LocalTargetOpti
         config,
         binaries,
         ...(persona ? { issuers: persona.issuers, apiAudiences: persona.apiAudiences, apiserverArgs: persona.apiserverArgs, persona } : {}),
+        ...(persona?.retiredSigningKey ? { retiredSigningKey: true } : {}),
         ...extra,
       });
     }
@@ -134,10 +142,4 @@ async function kindDeps(config: Config) {
   return defaultKindDeps(kind?.path ?? "kind");
 }
 
-export async function readTargetInfo(path: string): Promise<TargetInfo> {
-  try {
-    return JSON.parse(await readFile(path, "utf8")) as TargetInfo;
-  } catch (err) {
-    throw new UsageError(`cannot read target info ${path}: ${(err as Error).message}`, { cause: err });
-  }
-}
+export { readTargetInfo } from "./info.ts";

@@ -67,7 +67,7 @@ describe("npm run conformance", () => {
     await waitForOutput(run, /ready in/);
     const runId = runIdIn(run.output());
     expect(liveProcesses(runId).length).toBeGreaterThanOrEqual(3);
-    await new Promise((r) => setTimeout(r, 1500)); // the suites are running now
+    await waitForOutput(run, /suites\/[\w-]+\.test\.ts/); // a file reported; the others are still running
     run.child.kill("SIGINT");
     expect(await run.exited).toBe(130);
     expect(liveProcesses(runId)).toEqual([]);

@@ -106,7 +106,8 @@ describe("faults", () => {
         expect(run.output()).not.toMatch(/ready in/);
       } else {
         await waitForOutput(run, /ready in/);
-        if (phase === "mid-suite") await new Promise((r) => setTimeout(r, 2000));
+        // A file has reported (login-rejected is the quickest); the others are still running.
+        if (phase === "mid-suite") await waitForOutput(run, /suites\/[\w-]+\.test\.ts/);
       }
       const below = descendants(run.child.pid!);
       const runId = runIdOf(below);
