@@ -29,6 +29,12 @@ export const COMMON_FLAGS: FlagSpec[] = [
   },
   { flag: "--context", env: "VKC_CONTEXT", value: "NAME", help: "existing target: kubeconfig context" },
   { flag: "--vault", env: "VKC_VAULT", value: "MODE", help: "how Vault runs: kind: container|in-cluster; existing: external|process" },
+  {
+    flag: "--vault-version",
+    env: "VKC_VAULT_VERSION",
+    value: "X.Y.Z",
+    help: "local target: HashiCorp Vault version to provision (default: the pin in fixtures/versions.json)",
+  },
   { flag: "--vault-image", env: "VKC_VAULT_IMAGE", value: "IMAGE", help: "kind target: Vault or OpenBao container image" },
   { flag: "--kube-version", env: "VKC_KUBE_VERSION", value: "X.Y[.Z]", help: "kind target: Kubernetes version (pinned node image)" },
   { flag: "--node-image", env: "VKC_NODE_IMAGE", value: "IMAGE", help: "kind target: an explicit kindest/node image" },

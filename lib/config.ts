@@ -28,6 +28,7 @@ import { UsageError } from "./errors.ts";
  * | VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT | existing target: a Vault to use | unset |
  * | VKC_KUBE_HOST_FOR_VAULT | existing target: kubernetes_host as Vault must reach it | the kubeconfig's server |
  * | VKC_VAULT | how Vault runs: process (local), container or in-cluster (kind), external or process (existing) | per target |
+ * | VKC_VAULT_VERSION | local target (and existing with VKC_VAULT=process): the HashiCorp Vault version to provision (X.Y.Z; other versions run here: fixtures/versions.json vault.alsoTested) | the pin in fixtures/versions.json |
  * | VKC_VAULT_IMAGE | kind target: Vault/OpenBao container image | newest pinned in fixtures/kind.json |
  * | VKC_KUBE_VERSION | kind target: Kubernetes version of the node image (1.34 or 1.34.0) | newest pinned |
  * | VKC_NODE_IMAGE | kind target: an explicit kindest/node image | unset |
@@ -87,7 +88,12 @@ export interface Config {
     vaultCACert?: string;
     kubeHostForVault?: string;
   };
-  vault: { mode: VaultMode; image?: string };
+  vault: {
+    mode: VaultMode;
+    image?: string;
+    /** HashiCorp Vault version to provision instead of the pin (--vault-version). */
+    version?: string;
+  };
   kind: { kubeVersion?: string; nodeImage?: string };
 }
 
@@ -141,6 +147,19 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   const persona = nonEmpty("VKC_PERSONA");
   if (persona && target !== "local") throw new UsageError(`--persona (VKC_PERSONA) applies to the local target, not ${target}`);
   if (persona && nonEmpty("VKC_ISSUER")) throw new UsageError("--persona and --issuer both set the issuer: use one");
+  const vaultVersion = nonEmpty("VKC_VAULT_VERSION");
+  if (vaultVersion !== undefined) {
+    if (!/^\d+\.\d+\.\d+$/.test(vaultVersion))
+      throw new UsageError(`--vault-version (VKC_VAULT_VERSION) must be X.Y.Z, e.g. 1.20.4 (got "${vaultVersion}")`);
+    if ((nonEmpty("VKC_FLAVOR") ?? "vault") !== "vault")
+      throw new UsageError("--vault-version (VKC_VAULT_VERSION) applies to --flavor vault (HashiCorp Vault)");
+    if (target === "kind")
+      throw new UsageError("--vault-version (VKC_VAULT_VERSION) applies to the local target; for kind choose the image with --vault-image");
+    if (mode === "external")
+      throw new UsageError(
+        "--vault-version (VKC_VAULT_VERSION) chooses the Vault to start: on an existing target it needs --vault process",
+      );
+  }
   if (flag(env, "VKC_KEEP") && target !== "kind")
     throw new UsageError(`--keep (VKC_KEEP) applies to the kind target; for a ${target} target that stays up, use npm run env:up`);
   if (flag(env, "VKC_KEEP_ON_FAILURE") && target !== "local")
@@ -172,7 +191,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       vaultCACert: path("VAULT_CACERT"),
       kubeHostForVault: nonEmpty("VKC_KUBE_HOST_FOR_VAULT"),
     },
-    vault: { mode, ...(nonEmpty("VKC_VAULT_IMAGE") ? { image: nonEmpty("VKC_VAULT_IMAGE") } : {}) },
+    vault: {
+      mode,
+      ...(nonEmpty("VKC_VAULT_IMAGE") ? { image: nonEmpty("VKC_VAULT_IMAGE") } : {}),
+      ...(vaultVersion ? { version: vaultVersion } : {}),
+    },
     kind: {
       ...(nonEmpty("VKC_KUBE_VERSION") ? { kubeVersion: nonEmpty("VKC_KUBE_VERSION") } : {}),
       ...(nonEmpty("VKC_NODE_IMAGE") ? { nodeImage: nonEmpty("VKC_NODE_IMAGE") } : {}),

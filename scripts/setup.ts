@@ -42,6 +42,7 @@ await runScript(
       overrides: config.overrides,
       offline: config.offline,
       noBuild: config.noBuild,
+      versions: config.vault.version ? { vault: config.vault.version } : {},
     });
     const rows = components
       .map((c) => bins[c]!)

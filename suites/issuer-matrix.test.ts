@@ -79,7 +79,12 @@ describe("issuer matrix: Vault issuer modes x token kinds", () => {
     for (const t of tokens) {
       const claims = decodeJwt(t.jwt);
       const aud = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-      const predicted = predictLogin(settings, {}, { iss: String(claims.iss), aud });
+      const predicted = predictLogin(
+        settings,
+        {},
+        { iss: String(claims.iss), aud },
+        { flavor: ctx.info.flavor, version: ctx.info.vault.version },
+      );
       const res = await login(ctx.vault, mount, "app", t.jwt);
       const error = res.body?.errors?.join(" ");
       cells.push({ mode, settings, token: t.kind, iss: String(claims.iss), status: res.status, ...(error ? { error } : {}), predicted });

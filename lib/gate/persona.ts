@@ -19,9 +19,14 @@ export interface Persona {
   apiserverArgs: string[];
   /** The issuer before the change this persona shows (the matrix's "pre-upgrade" mode); default kind's. */
   previousIssuer?: string;
+  /**
+   * A signing-key rotation: the API server also trusts a second, retired key (a second
+   * --service-account-key-file), so tokens signed with it before the rotation still pass TokenReview.
+   */
+  retiredSigningKey?: boolean;
 }
 
-const KEYS = new Set(["description", "issuers", "apiAudiences", "apiserverArgs", "previousIssuer"]);
+const KEYS = new Set(["description", "issuers", "apiAudiences", "apiserverArgs", "previousIssuer", "retiredSigningKey"]);
 /** Flags a persona may not set: the local target owns them (ports, certificates, storage). */
 const RESERVED =
   /^--(service-account-issuer|api-audiences|service-account-key-file|service-account-signing-key-file|etcd-|secure-port|bind-address|advertise-address|cert-dir|tls-|client-ca-file|authorization-mode)/;
@@ -73,6 +78,7 @@ export function parsePersona(name: string, raw: unknown, where: string): Persona
   }
   if (o.previousIssuer !== undefined && (typeof o.previousIssuer !== "string" || o.previousIssuer === ""))
     throw bad(`"previousIssuer" must be a string`);
+  if (o.retiredSigningKey !== undefined && typeof o.retiredSigningKey !== "boolean") throw bad(`"retiredSigningKey" must be true or false`);
   return {
     name,
     description: typeof o.description === "string" ? o.description : "",
@@ -80,5 +86,6 @@ export function parsePersona(name: string, raw: unknown, where: string): Persona
     apiAudiences: strings("apiAudiences", false),
     apiserverArgs,
     ...(o.previousIssuer ? { previousIssuer: o.previousIssuer as string } : {}),
+    ...(o.retiredSigningKey ? { retiredSigningKey: true } : {}),
   };
 }

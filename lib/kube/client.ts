@@ -6,6 +6,7 @@ import {
   RbacAuthorizationV1Api,
   type KubernetesObject,
   type V1Pod,
+  type V1PolicyRule,
   type V1Secret,
 } from "@kubernetes/client-node";
 import { traceApi, traced } from "../bench.ts";
@@ -205,6 +206,48 @@ export class Kube {
         { what: `Pod ${namespace}/${name} is gone`, timeoutMs: 30_000 },
       ),
     );
+  }
+
+  /** A namespace carrying the run label plus `labels` (namespace selectors match on them). */
+  async createLabelledNamespace(name: string, runId: string, labels: Record<string, string>): Promise<void> {
+    await this.core.createNamespace({ body: { metadata: { name, labels: { ...labels, [RUN_LABEL]: runId } } } });
+  }
+
+  /** Replaces a namespace's labels other than the run label (read, modify, replace). */
+  async setNamespaceLabels(name: string, labels: Record<string, string>): Promise<void> {
+    const ns = await this.core.readNamespace({ name });
+    const run = ns.metadata?.labels?.[RUN_LABEL];
+    ns.metadata = { ...ns.metadata, labels: { ...labels, ...(run ? { [RUN_LABEL]: run } : {}) } };
+    await this.core.replaceNamespace({ name, body: ns });
+  }
+
+  /** A ServiceAccount with annotations (e.g. vault.hashicorp.com/alias-metadata-*); returns its UID. */
+  async createAnnotatedServiceAccount(namespace: string, name: string, annotations: Record<string, string>): Promise<string> {
+    const sa = await this.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name, annotations } } });
+    return sa.metadata?.uid ?? "";
+  }
+
+  /**
+   * A ClusterRole with `rules` and a ClusterRoleBinding of it to one ServiceAccount, both named
+   * `name` and labelled with the run (e.g. the reviewer's `get namespaces` for namespace selectors).
+   */
+  async grantClusterRole(name: string, runId: string, rules: V1PolicyRule[], subject: { namespace: string; name: string }): Promise<void> {
+    const metadata = { name, labels: { [RUN_LABEL]: runId } };
+    await this.rbac.createClusterRole({ body: { metadata, rules } });
+    await this.rbac.createClusterRoleBinding({
+      body: {
+        metadata,
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+        subjects: [{ kind: "ServiceAccount", namespace: subject.namespace, name: subject.name }],
+      },
+    });
+  }
+
+  /** Removes what grantClusterRole created (what is already gone is fine). */
+  async revokeClusterRole(name: string): Promise<void> {
+    for (const kind of ["ClusterRoleBinding", "ClusterRole"]) {
+      await this.deleteObject({ apiVersion: "rbac.authorization.k8s.io/v1", kind, metadata: { name } });
+    }
   }
 
   async create<T extends KubernetesObject>(obj: T): Promise<T> {

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -39,6 +39,8 @@ export interface LocalTargetOptions {
   runId?: string;
   /** Recorded in TargetInfo (the apiserver flags come from issuers/apiAudiences/apiserverArgs). */
   persona?: { name: string; previousIssuer?: string };
+  /** Also trust a second, retired service-account key (a signing-key rotation); see Persona.retiredSigningKey. */
+  retiredSigningKey?: boolean;
   /** Readiness budget per component. */
   startTimeoutMs?: number;
 }
@@ -116,6 +118,7 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
       dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
     });
     const files = await writePki(work, pki);
+    const retired = opts.retiredSigningKey ? await writeRetiredSigningKey(work) : undefined;
 
     const vaultToken = registerSecret(`vkc-root-${randomBytes(18).toString("base64url")}`);
     const tokenFile = await writeSecretFile(join(work, "vault-token"), vaultToken);
@@ -192,6 +195,7 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
           "--allow-privileged=true",
           ...issuers.map((i) => `--service-account-issuer=${i}`),
           `--service-account-key-file=${files.saPublicKey}`,
+          ...(retired ? [`--service-account-key-file=${retired.publicKey}`] : []),
           `--service-account-signing-key-file=${files.saSigningKey}`,
           ...(opts.apiAudiences?.length ? [`--api-audiences=${opts.apiAudiences.join(",")}`] : []),
           "--endpoint-reconciler-type=none", // no node/endpoints on a process-only control plane
@@ -262,6 +266,7 @@ export async function startLocalTarget(opts: LocalTargetOptions): Promise<Starte
         apiAudiences: opts.apiAudiences ?? [],
         version: kubeVersion,
         saSigningKeyFile: files.saSigningKey,
+        ...(retired ? { saRetiredSigningKeyFile: retired.privateKey } : {}),
       },
       ...(opts.persona
         ? { persona: { name: opts.persona.name, ...(opts.persona.previousIssuer ? { previousIssuer: opts.persona.previousIssuer } : {}) } }
@@ -298,6 +303,19 @@ async function writePki(dir: string, pki: Pki) {
     servingKey: await writeSecretFile(p("apiserver.key"), pki.servingKey),
     saSigningKey: await writeSecretFile(p("sa.key"), pki.saSigningKey),
     saPublicKey: await writeSecretFile(p("sa.pub"), pki.saPublicKey),
+  };
+}
+
+/** A second RSA service-account key pair, as an API server keeps its previous key trusted after a rotation. */
+async function writeRetiredSigningKey(dir: string): Promise<{ privateKey: string; publicKey: string }> {
+  const k = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  return {
+    privateKey: await writeSecretFile(join(dir, "sa-retired.key"), k.privateKey),
+    publicKey: await writeSecretFile(join(dir, "sa-retired.pub"), k.publicKey),
   };
 }
 

@@ -127,11 +127,14 @@ function executable(path: string): boolean {
  * The vault (or bao) binary to parse policies with, without provisioning anything: VAULT_BIN /
  * BAO_BIN, the cache, or PATH. Undefined when there is none (the check is then skipped).
  */
-export async function policyParser(config: Pick<Config, "flavor" | "overrides" | "cacheDir">): Promise<string | undefined> {
+export async function policyParser(
+  config: Pick<Config, "flavor" | "overrides" | "cacheDir"> & { vault?: Config["vault"] },
+): Promise<string | undefined> {
   const c = config.flavor === "openbao" ? "bao" : "vault";
   const override = config.overrides[c];
   if (override && executable(override)) return override;
-  const hit = await cached(config.cacheDir, c, productOf(c).pin.version).catch(() => undefined);
+  const version = (c === "vault" && config.vault?.version) || productOf(c).pin.version;
+  const hit = await cached(config.cacheDir, c, version).catch(() => undefined);
   if (hit) return hit.path;
   return (process.env.PATH ?? "")
     .split(delimiter)

@@ -8,6 +8,8 @@ import { registerSecret } from "../redact.ts";
 import { VaultClient, type VaultResponse } from "../vault/client.ts";
 import type { TargetInfo } from "./info.ts";
 import { recordLogin } from "./diagnostics.ts";
+import { expectationsFor } from "./expectations.ts";
+import { rootCertificates } from "node:tls";
 
 /**
  * The setup steps of the seed guides, each small and named, shared by suites and scripts:
@@ -162,13 +164,25 @@ export interface AuthConfig {
 export function authConfigFor(info: TargetInfo, reviewerJwt: string | undefined, extra: Partial<AuthConfig> = {}): AuthConfig {
   return {
     kubernetes_host: info.kube.hostForVault,
-    // An API server with a publicly trusted certificate has no CA in the kubeconfig.
-    ...(info.kube.caCertForVault ? { kubernetes_ca_cert: info.kube.caCertForVault } : {}),
+    // An API server with a publicly trusted certificate has no CA in the kubeconfig (see caCertEntry).
+    ...caCertEntry(info),
     ...(reviewerJwt ? { token_reviewer_jwt: reviewerJwt } : {}),
     // Vault runs outside any pod: never fall back to a pod's mounted CA or JWT.
     disable_local_ca_jwt: true,
     ...extra,
   };
+}
+
+/**
+ * The kubernetes_ca_cert of authConfigFor: the kubeconfig's CA; without one (an API server with a
+ * publicly trusted certificate), nothing where the flavor then falls back to the system roots
+ * (HashiCorp, plugin >= 0.19), and the public roots Node trusts where the flavor refuses
+ * disable_local_ca_jwt=true without a CA (OpenBao: 400; lib/target/expectations.ts).
+ */
+export function caCertEntry(info: TargetInfo): { kubernetes_ca_cert?: string } {
+  if (info.kube.caCertForVault) return { kubernetes_ca_cert: info.kube.caCertForVault };
+  if (!info.vault || !expectationsFor(info.vault.flavor, info.vault.version).caRequiredWithoutLocalCaJwt) return {};
+  return { kubernetes_ca_cert: rootCertificates.join("\n") };
 }
 
 /** Step 4b: `vault write auth/<mount>/config ...` (every write replaces the whole config). */
