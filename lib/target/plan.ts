@@ -72,6 +72,15 @@ export async function checkKubePermissions(kc: KubeConfig): Promise<PermissionCh
     { what: "create pods", verb: "create", resource: "pods" },
     { what: "create clusterrolebindings", verb: "create", resource: "clusterrolebindings", group: "rbac.authorization.k8s.io" },
     { what: "delete clusterrolebindings", verb: "delete", resource: "clusterrolebindings", group: "rbac.authorization.k8s.io" },
+    // Namespace selectors (bound_service_account_namespace_selector) and annotations as alias
+    // metadata need the reviewer to get namespaces / serviceaccounts, which system:auth-delegator
+    // does not grant: the suites create a ClusterRole for it, and RBAC lets a user grant only what
+    // the user may do.
+    { what: "create clusterroles", verb: "create", resource: "clusterroles", group: "rbac.authorization.k8s.io" },
+    { what: "delete clusterroles", verb: "delete", resource: "clusterroles", group: "rbac.authorization.k8s.io" },
+    { what: "get namespaces (for the reviewer of namespace selectors)", verb: "get", resource: "namespaces" },
+    { what: "list serviceaccounts (the access probe's candidates)", verb: "list", resource: "serviceaccounts" },
+    { what: "get serviceaccounts (for the reviewer of alias metadata)", verb: "get", resource: "serviceaccounts" },
     {
       what: "bind clusterrole system:auth-delegator",
       verb: "bind",
