@@ -45,7 +45,7 @@ export async function runVitest(
   config: Config,
   projects: string[],
   filters: string[] = [],
-  o: { target?: Pick<StartedTarget, "info" | "watch"> } = {},
+  o: { target?: Pick<StartedTarget, "info" | "watch">; allowNoTests?: boolean } = {},
 ): Promise<RunResults> {
   // A component that dies mid-run cancels the run (tests in flight end, no new file starts) and
   // becomes the verdict's first line, instead of a minute of connection errors.
@@ -98,7 +98,7 @@ export async function runVitest(
         },
       },
     ],
-    passWithNoTests: false,
+    passWithNoTests: o.allowNoTests === true,
   }).finally(() => {
     active = false;
     unhook();

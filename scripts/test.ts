@@ -14,7 +14,7 @@ await runScript(
     command: "npm test -- [options] [file filter...]",
     summary:
       "Unit and harness tests plus the conformance suites on the local target, for both flavors\n" +
-      "(--flavor limits it to one). Reports go to <reports>/<flavor>/.",
+      "(--flavor limits it to one). Reports go to <reports>/tests/ and <reports>/<flavor>/.",
     flags: COMMON_FLAGS,
   },
   async (config, parsed) => {
@@ -24,23 +24,34 @@ await runScript(
     for (const flavor of flavors) await preflight({ ...config, flavor });
     const totals = { passed: 0, failed: 0, skipped: 0 };
     let ranNothing = false;
+    const add = (r: { totals: typeof totals }) => {
+      for (const k of ["passed", "failed", "skipped"] as const) totals[k] += r.totals[k];
+    };
+    // Unit and harness tests first, with no target up: the harness's scripts start their own, and
+    // must not inherit anything of a target this process owns. Reports: <reports>/tests/.
+    {
+      process.env.VKC_REPORTS_DIR = join(config.reportsDir, "tests");
+      const r = await runVitest(loadConfig(), ["unit", "harness"], parsed.positionals, { allowNoTests: parsed.positionals.length > 0 });
+      if (r.totals.passed + r.totals.failed + r.totals.skipped > 0) verdict(r, "unit, harness");
+      else process.stdout.write("\nunit, harness: no test file matches the filter\n");
+      add(r);
+    }
     for (const [i, flavor] of flavors.entries()) {
       process.env.VKC_FLAVOR = flavor;
       process.env.VKC_REPORTS_DIR = join(config.reportsDir, flavor);
       if (i > 0 && process.env.VKC_ISSUER === undefined) process.env.VKC_ISSUER = PROVIDER_STYLE_ISSUER;
-      const projects = i === 0 ? ["unit", "harness", "conformance"] : ["conformance"];
       const cfg = loadConfig();
       // The script owns each flavor's target; the conformance project attaches to it.
       const target = await startOwnedTarget(cfg, startTarget);
       let r;
       try {
-        r = await runVitest(cfg, projects, parsed.positionals, { target });
+        r = await runVitest(cfg, ["conformance"], parsed.positionals, { target });
       } finally {
         await target.stop();
       }
-      verdict(r, `${flavor} (${projects.join(", ")})`);
+      verdict(r, `${flavor} (conformance)`);
       if (r.totals.passed + r.totals.failed === 0) ranNothing = true;
-      for (const k of ["passed", "failed", "skipped"] as const) totals[k] += r.totals[k];
+      add(r);
     }
     const code = verdict({ totals }, "npm test");
     return ranNothing ? 1 : code;
