@@ -23,7 +23,19 @@ export const TARGET_FAILED = 3;
  */
 export async function startOwnedTarget(config: Config, start: (c: Config) => Promise<StartedTarget>): Promise<StartedTarget> {
   try {
-    return await start(config);
+    const target = await start(config);
+    // Ctrl-C: the owner's stop runs (the existing target's sweep of what the suites left, kind's
+    // cluster removal), after the runner has stopped; a normal stop takes the hook away again.
+    let stopped: Promise<void> | undefined;
+    const original = target.stop.bind(target);
+    const stop = () => (stopped ??= original());
+    const unhook = onShutdown(stop);
+    return Object.assign(target, {
+      stop: () => {
+        unhook();
+        return stop();
+      },
+    });
   } catch (err) {
     if (err instanceof UsageError) throw err;
     const details = err instanceof HarnessError ? err.details : undefined;

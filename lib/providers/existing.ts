@@ -182,6 +182,7 @@ export async function attachExistingTarget(config: Config, o: { preflight?: bool
         }),
       ]).finally(() => clearTimeout(timer));
       if (left.length) log.warn("existing", `${runId}: removed ${left.length} object(s) the suites left: ${left.join(", ")}`);
+      else log.info("existing", `${runId}: swept; the suites left nothing`);
     });
     log.info(
       "existing",
