@@ -6,8 +6,9 @@
  * every (role, ServiceAccount) pair and reports where static reasoning and Vault disagree.
  */
 import { BlockList, connect as tcpConnect, isIP } from "node:net";
-import { AuthorizationV1Api, type KubeConfig, type V1Namespace, type V1ServiceAccount } from "@kubernetes/client-node";
+import { type KubeConfig, type V1Namespace, type V1ServiceAccount } from "@kubernetes/client-node";
 import { HarnessError, errorMessage } from "../errors.ts";
+import { accessReviews } from "../target/plan.ts";
 import type { Kube } from "../kube/client.ts";
 import { registerSecret } from "../redact.ts";
 import { describeResponse, type VaultClient } from "../vault/client.ts";
@@ -184,8 +185,7 @@ export interface Permission {
 
 /** What the audit needs of the cluster credentials (SelfSubjectAccessReviews). */
 export async function checkKubeAccess(kc: KubeConfig, probe: boolean): Promise<Permission[]> {
-  const api = kc.makeApiClient(AuthorizationV1Api);
-  const wants = [
+  return accessReviews(kc, [
     { what: "list namespaces", verb: "list", resource: "namespaces" },
     { what: "list serviceaccounts (all namespaces)", verb: "list", resource: "serviceaccounts" },
     ...(probe
@@ -198,19 +198,7 @@ export async function checkKubeAccess(kc: KubeConfig, probe: boolean): Promise<P
           },
         ]
       : []),
-  ];
-  return Promise.all(
-    wants.map(async (w) => {
-      const res = await api.createSelfSubjectAccessReview({
-        body: {
-          spec: {
-            resourceAttributes: { verb: w.verb, resource: w.resource, ...("subresource" in w ? { subresource: w.subresource } : {}) },
-          },
-        },
-      });
-      return { what: w.what, allowed: res.status?.allowed === true, ...(res.status?.reason ? { reason: res.status.reason } : {}) };
-    }),
-  );
+  ]);
 }
 
 /** What the audit needs of VAULT_TOKEN, asked with one sys/capabilities-self. */

@@ -21,7 +21,9 @@ import { loadYaml } from "@kubernetes/client-node";
 import { UsageError, errorMessage } from "../errors.ts";
 import { effectiveAccepted, idKey, type AuditReport } from "./audit.ts";
 import { VAULT_CAPABILITIES, capabilitiesBeyond, intentCovers, validPathPattern } from "./capabilities.ts";
-import { globMatch } from "./match.ts";
+import { globMatch, parseLabelSelector } from "./match.ts";
+
+export { parseLabelSelector };
 
 export interface IntentLogin {
   serviceAccount: string;
@@ -51,17 +53,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function onlyKeys(file: string, where: string, o: Record<string, unknown>, allowed: string[]): void {
   for (const k of Object.keys(o)) if (!allowed.includes(k)) fail(file, where, `unknown key "${k}" (allowed: ${allowed.join(", ")})`);
-}
-
-/** `team=a,env=prod` -> labels; anything else is malformed. */
-export function parseLabelSelector(text: string): Record<string, string> | undefined {
-  const out: Record<string, string> = {};
-  for (const part of text.split(",").map((s) => s.trim())) {
-    const m = /^([A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)=([-A-Za-z0-9_.]*)$/.exec(part);
-    if (!m) return undefined;
-    out[m[1]!] = m[3]!;
-  }
-  return Object.keys(out).length ? out : undefined;
 }
 
 /** Parses and checks an intent document; every problem is one line (a UsageError: exit 2). */

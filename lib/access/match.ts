@@ -93,6 +93,17 @@ export function parseSelector(text: string | undefined): LabelSelector | undefin
   }
 }
 
+/** `team=a,env=prod` -> labels; anything else is malformed. */
+export function parseLabelSelector(text: string): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const part of text.split(",").map((s) => s.trim())) {
+    const m = /^([A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)=([-A-Za-z0-9_.]*)$/.exec(part);
+    if (!m) return undefined;
+    out[m[1]!] = m[3]!;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
 export function selectorMatches(sel: LabelSelector, labels: Record<string, string>): boolean {
   for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
   for (const e of sel.matchExpressions ?? []) {
@@ -186,8 +197,10 @@ export function advice(roleName: string, role: RoleShape, who: Identity): string
   const name = names.find((p) => globMatch(p, who.serviceAccount));
   const namespaces = asList(role.bound_service_account_namespaces);
   const ns = namespaces.find((p) => globMatch(p, who.namespace));
-  if (name && isGlob(name)) return `replace "${name}" in bound_service_account_names of role ${roleName} with the exact names it is meant for`;
-  if (ns && isGlob(ns)) return `replace "${ns}" in bound_service_account_namespaces of role ${roleName} with the exact namespaces it is meant for`;
+  if (name && isGlob(name))
+    return `replace "${name}" in bound_service_account_names of role ${roleName} with the exact names it is meant for`;
+  if (ns && isGlob(ns))
+    return `replace "${ns}" in bound_service_account_namespaces of role ${roleName} with the exact namespaces it is meant for`;
   if (ns) return `drop ${ns} from bound_service_account_namespaces of role ${roleName}`;
   if (role.bound_service_account_namespace_selector)
     return `narrow bound_service_account_namespace_selector of role ${roleName} (namespace ${who.namespace} matches it)`;

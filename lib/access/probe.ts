@@ -14,10 +14,23 @@ import { errorMessage } from "../errors.ts";
 import { isNotFound, type Kube } from "../kube/client.ts";
 import { describeResponse, type VaultClient } from "../vault/client.ts";
 import { waitFor } from "../wait.ts";
-import { capabilitiesBeyond, capabilitiesForPolicies, capabilitiesOfAccessor, intentCovers, probePaths, SAMPLE_SEGMENT } from "./capabilities.ts";
-import { advice, asList, dns1123, isGlob, lookalikes, parseSelector, predict, selectorMatches, type Identity, type RoleShape } from "./match.ts";
+import { capabilitiesBeyond, capabilitiesForPolicies, capabilitiesOfAccessor, intentCovers, probePaths } from "./capabilities.ts";
+import {
+  advice,
+  asList,
+  dns1123,
+  isGlob,
+  lookalikes,
+  parseLabelSelector,
+  parseSelector,
+  predict,
+  selectorMatches,
+  type Identity,
+  type RoleShape,
+} from "./match.ts";
 
-export type Source = "cluster" | "intended" | "lookalike" | "other-namespace" | "bound-namespace" | "namespace-glob" | "selector-match" | "selector-mismatch";
+export type Source =
+  "cluster" | "intended" | "lookalike" | "other-namespace" | "bound-namespace" | "namespace-glob" | "selector-match" | "selector-mismatch";
 
 export interface AccessEntry {
   namespace: string;
@@ -134,7 +147,9 @@ export class AccessProbe {
 
   /** A namespace of the probe's own (labelled with the run, removed with the case). */
   private async ownNamespace(name: string, labels: Record<string, string> = {}): Promise<string> {
-    await this.d.kube.core.createNamespace({ body: { metadata: { name, labels: { "vault-k8s-conformance/run": this.d.runId, ...labels } } } });
+    await this.d.kube.core.createNamespace({
+      body: { metadata: { name, labels: { "vault-k8s-conformance/run": this.d.runId, ...labels } } },
+    });
     this.d.teardown.defer(`delete namespace ${name}`, () => this.d.kube.deleteNamespace(name));
     const read = await this.d.kube.core.readNamespace({ name });
     this.#namespaces.set(name, read.metadata?.labels ?? {});
@@ -197,7 +212,8 @@ export class AccessProbe {
 
     for (const i of r.intent) if (i.namespace) ensure(i.namespace, i.serviceAccount, "intended");
     // Lookalikes of every bound and intended name, in the case's own namespace(s).
-    for (const n of new Set([...names, ...intendedNames])) for (const l of lookalikes(n)) for (const ns of caseNamespaces) ensure(ns, l, "lookalike");
+    for (const n of new Set([...names, ...intendedNames]))
+      for (const l of lookalikes(n)) for (const ns of caseNamespaces) ensure(ns, l, "lookalike");
     // The bound names in other namespaces: kube-system, default, a fresh one.
     const fresh = await this.freshNamespace();
     for (const ns of ["kube-system", "default", fresh]) for (const n of plant) ensure(ns, n, "other-namespace");
@@ -246,8 +262,8 @@ export class AccessProbe {
     return r.intent.some((i) => {
       if (i.serviceAccount !== who.serviceAccount) return false;
       if (i.namespaceSelector) {
-        const sel = parseSelector(selectorJson(i.namespaceSelector));
-        return !!sel && selectorMatches(sel, who.namespaceLabels ?? {});
+        const labels = parseLabelSelector(i.namespaceSelector);
+        return !!labels && selectorMatches({ matchLabels: labels }, who.namespaceLabels ?? {});
       }
       return i.namespace === who.namespace;
     });
@@ -264,9 +280,17 @@ export class AccessProbe {
       const who: Identity = { namespace, serviceAccount, namespaceLabels: this.#namespaces.get(namespace) ?? {} };
       const p = predict(r.spec, who);
       const intended = this.isIntended(r, who);
-      const base = { namespace, serviceAccount, sources: [...sources].sort(), intended, predicted: p.accepted ? "accepted" : p.error, why: p.why };
+      const base = {
+        namespace,
+        serviceAccount,
+        sources: [...sources].sort(),
+        intended,
+        predicted: p.accepted ? "accepted" : p.error,
+        why: p.why,
+      };
       const jwt = await this.token(namespace, serviceAccount, audience);
-      if (!jwt) return { ...base, outcome: "skipped", why: `${p.why}; no token could be minted (the ServiceAccount or its namespace went away)` };
+      if (!jwt)
+        return { ...base, outcome: "skipped", why: `${p.why}; no token could be minted (the ServiceAccount or its namespace went away)` };
       let res = await this.d.login(r.mount, r.role, jwt);
       // A ServiceAccount created moments ago may not be in the apiserver's cache yet: its token
       // fails TokenReview ("permission denied") for a moment. Retry only where a login may succeed.
@@ -292,17 +316,25 @@ export class AccessProbe {
       if (cidrs.length) {
         // Refused here by the CIDR check before any identity check: prove that, then judge statically.
         if (e.status !== r.cidrRejected.status || !String(e.error).includes(r.cidrRejected.error))
-          deviations.push(`role ${r.role} is bound to ${cidrs.join(", ")} but ${who} got ${e.status} ${e.error ?? ""} from here (expected ${r.cidrRejected.status} "${r.cidrRejected.error}")`);
+          deviations.push(
+            `role ${r.role} is bound to ${cidrs.join(", ")} but ${who} got ${e.status} ${e.error ?? ""} from here (expected ${r.cidrRejected.status} "${r.cidrRejected.error}")`,
+          );
         if (e.predicted === "accepted" && !e.intended)
-          deviations.push(`role ${r.role} would accept ${who} from inside ${cidrs.join(", ")} (${e.why}), which intent does not name: ${advice(r.role, r.spec, this.identity(e))}`);
+          deviations.push(
+            `role ${r.role} would accept ${who} from inside ${cidrs.join(", ")} (${e.why}), which intent does not name: ${advice(r.role, r.spec, this.identity(e))}`,
+          );
         if (e.predicted !== "accepted" && e.intended)
           deviations.push(`role ${r.role} would refuse the intended ${who} even from inside ${cidrs.join(", ")}: ${e.why}`);
         continue;
       }
       if (e.outcome === "accepted" && !e.intended)
-        deviations.push(`role ${r.role} accepts ${who} (${e.why}), which intent does not name: ${advice(r.role, r.spec, this.identity(e))}`);
+        deviations.push(
+          `role ${r.role} accepts ${who} (${e.why}), which intent does not name: ${advice(r.role, r.spec, this.identity(e))}`,
+        );
       else if (e.outcome === "refused" && e.intended)
-        deviations.push(`role ${r.role} refuses the intended ${who}: ${e.status} ${e.error}${e.predicted === "accepted" ? "" : ` (${e.why})`}`);
+        deviations.push(
+          `role ${r.role} refuses the intended ${who}: ${e.status} ${e.error}${e.predicted === "accepted" ? "" : ` (${e.why})`}`,
+        );
       else if (e.outcome === "refused") {
         // The refusal must be Vault's 403 with the reason static reasoning gives (TokenReview
         // failures are "permission denied" whatever static reasoning says).
@@ -312,14 +344,20 @@ export class AccessProbe {
       }
     }
     const refused: Record<string, number> = {};
-    for (const e of entries) if (e.outcome === "refused") refused[e.error ?? String(e.status)] = (refused[e.error ?? String(e.status)] ?? 0) + 1;
-    const accepted = entries.filter((e) => (cidrs.length ? e.predicted === "accepted" : e.outcome === "accepted")).map(label).sort();
+    for (const e of entries)
+      if (e.outcome === "refused") refused[e.error ?? String(e.status)] = (refused[e.error ?? String(e.status)] ?? 0) + 1;
+    const accepted = entries
+      .filter((e) => (cidrs.length ? e.predicted === "accepted" : e.outcome === "accepted"))
+      .map(label)
+      .sort();
     return {
       case: r.caseName,
       mount: r.mount,
       role: r.role,
       ...(cidrs.length ? { cidrBound: cidrs } : {}),
-      intended: r.intent.map((i) => (i.namespaceSelector ? `{${i.namespaceSelector}}/${i.serviceAccount}` : key(i.namespace ?? "?", i.serviceAccount))),
+      intended: r.intent.map((i) =>
+        i.namespaceSelector ? `{${i.namespaceSelector}}/${i.serviceAccount}` : key(i.namespace ?? "?", i.serviceAccount),
+      ),
       accepted,
       refused,
       skipped: entries.filter((e) => e.outcome === "skipped").length,
@@ -339,17 +377,6 @@ export function globNamespace(pattern: string, rand: string): string {
   if (pattern.endsWith("*") && !pattern.startsWith("*")) return dns1123(`${core}${core.endsWith("-") ? "" : "-"}vkc-${rand}`);
   if (pattern.startsWith("*") && !pattern.endsWith("*")) return dns1123(`vkc-${rand}${core.startsWith("-") ? "" : "-"}${core}`);
   return dns1123(`vkc-${rand}-${core}-x`);
-}
-
-/** `k=v,k2=v2` (the intent's short form) as the JSON LabelSelector Vault takes. */
-export function selectorJson(s: string): string {
-  if (s.trim().startsWith("{")) return s;
-  const matchLabels: Record<string, string> = {};
-  for (const part of s.split(",")) {
-    const [k, v = ""] = part.split("=");
-    if (k?.trim()) matchLabels[k.trim()] = v.trim();
-  }
-  return JSON.stringify({ matchLabels });
 }
 
 // ---- capabilities ------------------------------------------------------------------------------
@@ -375,7 +402,10 @@ export async function capabilityMap(o: {
   intent: Record<string, string[]>;
 }): Promise<CapabilityMap> {
   const paths = await probePaths(o.vault, { policies: [...o.policies, o.baselinePolicy], authMount: o.mount, roles: o.roles });
-  const caps = o.token && o.accessor ? await capabilitiesOfAccessor(o.vault, o.accessor, paths) : await capabilitiesForPolicies(o.vault, o.policies, paths);
+  const caps =
+    o.token && o.accessor
+      ? await capabilitiesOfAccessor(o.vault, o.accessor, paths)
+      : await capabilitiesForPolicies(o.vault, o.policies, paths);
   const baseline = await capabilitiesForPolicies(o.vault, [o.baselinePolicy], paths);
   const deviations: string[] = [];
   const beyond: Record<string, string[]> = {};
@@ -386,7 +416,9 @@ export async function capabilityMap(o: {
   if (Object.keys(beyond).length) {
     // Which attached policy grants each excess: one short-lived token per policy, asked by Vault.
     const attached = o.policies.filter((p) => p !== "root");
-    const per = await Promise.all(attached.map(async (p) => [p, await capabilitiesForPolicies(o.vault, [p], Object.keys(beyond))] as const));
+    const per = await Promise.all(
+      attached.map(async (p) => [p, await capabilitiesForPolicies(o.vault, [p], Object.keys(beyond))] as const),
+    );
     for (const [path, extra] of Object.entries(beyond)) {
       for (const c of extra) {
         const from = per.filter(([, m]) => (m[path] ?? []).includes(c) || (m[path] ?? []).includes("root")).map(([p]) => p);
@@ -416,7 +448,11 @@ export async function capabilityMap(o: {
  * 403, paths it denies must answer 403 "permission denied". Secrets engine paths only (sys
  * endpoints answer some methods before the ACL).
  */
-async function confirmEnforcement(token: VaultClient, caps: Record<string, string[]>, deviations: string[]): Promise<CapabilityMap["checks"]> {
+async function confirmEnforcement(
+  token: VaultClient,
+  caps: Record<string, string[]>,
+  deviations: string[],
+): Promise<CapabilityMap["checks"]> {
   const checks: CapabilityMap["checks"] = [];
   const engine = (p: string) => !/^(sys|auth|identity)\//.test(p) && !p.startsWith("cubbyhole/") && !p.endsWith("/");
   const entries = Object.entries(caps).filter(([p]) => engine(p));
@@ -481,10 +517,17 @@ export async function identityContinuity(o: {
   await o.d.kube.deleteServiceAccount(o.namespace, o.serviceAccount);
   if (o.serviceAccount === "default") {
     // The service-account controller recreates `default` by itself.
-    await waitFor(() => o.d.kube.serviceAccountUid(o.namespace, "default").catch(() => "").then(Boolean), {
-      what: `ServiceAccount ${o.namespace}/default is recreated`,
-      timeoutMs: 30_000,
-    });
+    await waitFor(
+      () =>
+        o.d.kube
+          .serviceAccountUid(o.namespace, "default")
+          .catch(() => "")
+          .then(Boolean),
+      {
+        what: `ServiceAccount ${o.namespace}/default is recreated`,
+        timeoutMs: 30_000,
+      },
+    );
   } else {
     await waitFor(
       async () => {
@@ -501,7 +544,8 @@ export async function identityContinuity(o: {
   }
   const second = await loginAs("after the ServiceAccount is recreated");
   const after = { entityId: second.entity_id, ...(await aliasOf(o.d.vault, second.entity_id, o.mount)) };
-  for (const a of [first.accessor, second.accessor]) await o.d.vault.write("auth/token/revoke-accessor", { accessor: a }).catch(() => undefined);
+  for (const a of [first.accessor, second.accessor])
+    await o.d.vault.write("auth/token/revoke-accessor", { accessor: a }).catch(() => undefined);
   const sameEntity = before.entityId === after.entityId;
   const source = String(o.spec.alias_name_source ?? "serviceaccount_uid");
   const deviations: string[] = [];
@@ -510,7 +554,9 @@ export async function identityContinuity(o: {
       `role ${o.role} aliases entities by ServiceAccount name (alias_name_source=${source}): ${o.namespace}/${o.serviceAccount}, deleted and recreated, inherits entity ${before.entityId} and what is attached to it: set alias_name_source=serviceaccount_uid, or declare aliasByName: true in the intent`,
     );
   if (!sameEntity && o.aliasByName)
-    deviations.push(`role ${o.role} is meant to alias by name, but the recreated ${o.namespace}/${o.serviceAccount} got a new entity (alias_name_source=${source})`);
+    deviations.push(
+      `role ${o.role} is meant to alias by name, but the recreated ${o.namespace}/${o.serviceAccount} got a new entity (alias_name_source=${source})`,
+    );
   return {
     case: o.caseName,
     role: o.role,
@@ -522,5 +568,3 @@ export async function identityContinuity(o: {
     deviations,
   };
 }
-
-export { SAMPLE_SEGMENT };

@@ -46,8 +46,12 @@ export function accessMarkdown(r: AccessReport): string {
         .map(([e, n]) => `${n} × ${e}`)
         .join("<br>");
       const accepted = a.accepted.length ? a.accepted.join("<br>") : "nobody";
-      const verdict = a.deviations.length ? `**${a.deviations.length} deviation(s)**<br>${a.deviations.map(esc).join("<br>")}` : "as intended";
-      lines.push(`| ${esc(a.case)} | ${esc(a.role)}${a.cidrBound ? ` (from ${a.cidrBound.join(", ")} only; static)` : ""} | ${esc(accepted)} | ${esc(refused)} | ${verdict} |`);
+      const verdict = a.deviations.length
+        ? `**${a.deviations.length} deviation(s)**<br>${a.deviations.map(esc).join("<br>")}`
+        : "as intended";
+      lines.push(
+        `| ${esc(a.case)} | ${esc(a.role)}${a.cidrBound ? ` (from ${a.cidrBound.join(", ")} only; static)` : ""} | ${esc(accepted)} | ${esc(refused)} | ${verdict} |`,
+      );
     }
     lines.push("");
   }
@@ -70,7 +74,12 @@ export function accessMarkdown(r: AccessReport): string {
     lines.push("");
   }
   if (r.identity.length) {
-    lines.push("### Identity continuity (ServiceAccount deleted and recreated)", "", "| case | role | identity | alias source | entity | verdict |", "|---|---|---|---|---|---|");
+    lines.push(
+      "### Identity continuity (ServiceAccount deleted and recreated)",
+      "",
+      "| case | role | identity | alias source | entity | verdict |",
+      "|---|---|---|---|---|---|",
+    );
     for (const i of r.identity)
       lines.push(
         `| ${esc(i.case)} | ${esc(i.role)} | ${esc(i.identity)} | ${i.aliasNameSource} | ${i.sameEntity ? "same entity" : "new entity"} (${i.before.entityId.slice(0, 8)} -> ${i.after.entityId.slice(0, 8)}) | ${i.deviations.length ? `**${esc(i.deviations.join("; "))}**` : "as intended"} |`,

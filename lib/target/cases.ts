@@ -1,6 +1,7 @@
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { loadYaml } from "@kubernetes/client-node";
+import { VAULT_CAPABILITIES, validPathPattern as pathProblem } from "../access/capabilities.ts";
 import { UsageError } from "../errors.ts";
 
 /**
@@ -59,14 +60,9 @@ export interface RoleIntent {
   aliasByName?: boolean;
 }
 
-/** Every capability Vault's ACL knows; anything else in an intent is a typo. */
-export const CAPABILITIES = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"] as const;
-
-/** A Vault path pattern as an intent may write it: segments, `+` for one segment, a trailing `*`. */
+/** A Vault path pattern as an intent may write it (capabilities.ts's rule, and no leading or double slash). */
 export function validPathPattern(p: string): boolean {
-  if (typeof p !== "string" || p === "" || p.startsWith("/") || /\s|\/\//.test(p)) return false;
-  if (p.slice(0, -1).includes("*")) return false; // `*` only at the end, as in Vault's ACL
-  return p.split("/").every((seg, i, all) => seg !== "" || i === all.length - 1);
+  return typeof p === "string" && !p.startsWith("/") && !p.includes("//") && !p.includes("{{") && pathProblem(p) === undefined;
 }
 
 function checkIntent(doc: CaseFile, file: string): void {
@@ -113,9 +109,9 @@ function checkIntent(doc: CaseFile, file: string): void {
         check(Array.isArray(caps), file, `intent.${role}.capabilities."${path}" must be a list of capabilities`);
         for (const c of caps)
           check(
-            (CAPABILITIES as readonly string[]).includes(c),
+            (VAULT_CAPABILITIES as readonly string[]).includes(c),
             file,
-            `intent.${role}.capabilities."${path}": "${c}" is not a Vault capability (${CAPABILITIES.join(", ")})`,
+            `intent.${role}.capabilities."${path}": "${c}" is not a Vault capability (${VAULT_CAPABILITIES.join(", ")})`,
           );
       }
     }

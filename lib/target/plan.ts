@@ -62,7 +62,6 @@ export interface PermissionCheck {
 
 /** SelfSubjectAccessReviews for what the run needs on the cluster. */
 export async function checkKubePermissions(kc: KubeConfig): Promise<PermissionCheck[]> {
-  const api = kc.makeApiClient(AuthorizationV1Api);
   const wants: { what: string; verb: string; resource: string; group?: string; subresource?: string; name?: string }[] = [
     { what: "create namespaces", verb: "create", resource: "namespaces" },
     { what: "delete namespaces", verb: "delete", resource: "namespaces" },
@@ -89,6 +88,15 @@ export async function checkKubePermissions(kc: KubeConfig): Promise<PermissionCh
       name: "system:auth-delegator",
     },
   ];
+  return accessReviews(kc, wants);
+}
+
+/** One SelfSubjectAccessReview per wanted operation: may these credentials do it? */
+export async function accessReviews(
+  kc: KubeConfig,
+  wants: { what: string; verb: string; resource: string; group?: string; subresource?: string; name?: string }[],
+): Promise<PermissionCheck[]> {
+  const api = kc.makeApiClient(AuthorizationV1Api);
   return Promise.all(
     wants.map(async (w) => {
       const res = await api.createSelfSubjectAccessReview({
