@@ -30,8 +30,8 @@ export default defineConfig({
         test: {
           name: "conformance",
           include: ["suites/**/*.test.ts"],
-          globalSetup: ["lib/target/global-setup.ts"],
-          setupFiles: ["lib/target/diagnostics-setup.ts"],
+          globalSetup: ["lib/vitest/global-setup.ts"],
+          setupFiles: ["lib/vitest/diagnostics-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           sequence: { groupOrder: 2 },

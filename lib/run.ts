@@ -10,8 +10,8 @@ import { onExitSync, onShutdown, ownSignals } from "./cleanup.ts";
 import { log } from "./log.ts";
 import { pidAlive } from "./process.ts";
 import { redact } from "./redact.ts";
-import type { StartedTarget } from "./target/start.ts";
-import { describeDeath, type ComponentDeath } from "./target/watch.ts";
+import type { StartedTarget } from "./lifecycle/start.ts";
+import { describeDeath, type ComponentDeath } from "./lifecycle/watch.ts";
 import { ResultsReporter, type RunResults } from "./report/reporter.ts";
 
 /** Exit code of a run whose target could not start: not a case that failed, not bad input. */

@@ -11,8 +11,8 @@ import { PACKAGE_ROOT } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { redact } from "../lib/redact.ts";
-import { startTarget } from "../lib/target/start.ts";
-import { connect } from "../lib/target/steps.ts";
+import { startTarget } from "../lib/lifecycle/start.ts";
+import { connect } from "../lib/auth-setup/steps.ts";
 import { AUDIT_BENCH_MOUNT, buildAuditBench } from "../lib/access/audit-bench.ts";
 
 const MOUNT = AUDIT_BENCH_MOUNT;

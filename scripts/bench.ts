@@ -22,7 +22,7 @@ import { PACKAGE_ROOT, type Config } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { redact } from "../lib/redact.ts";
-import { provisionLocal } from "../lib/target/start.ts";
+import { provisionLocal } from "../lib/lifecycle/start.ts";
 import {
   applyReviewer,
   authConfigFor,
@@ -32,7 +32,7 @@ import {
   reviewerJwt,
   writeAuthConfig,
   writeRole,
-} from "../lib/target/steps.ts";
+} from "../lib/auth-setup/steps.ts";
 import { startLocalTarget, type LocalBinaries } from "../lib/providers/local.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 

@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import type { RunResults } from "../lib/report/reporter.ts";
 import { runVitest, startOwnedTarget, verdict } from "../lib/run.ts";
-import { announcePlan, dryRun } from "../lib/target/dry-run.ts";
-import { preflight, startTarget } from "../lib/target/start.ts";
-import { recordOwnedTarget } from "../lib/target/state.ts";
+import { announcePlan, dryRun } from "../lib/auth-setup/dry-run.ts";
+import { preflight, startTarget } from "../lib/lifecycle/start.ts";
+import { recordOwnedTarget } from "../lib/lifecycle/state.ts";
 
 await runScript(
   {

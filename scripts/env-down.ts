@@ -1,7 +1,7 @@
 // npm run env:down: stop the target that npm run env:up started.
 import { resolve } from "node:path";
 import { runScript } from "../lib/cli.ts";
-import { DEFAULT_STATE_FILE, stopRecordedTarget } from "../lib/target/state.ts";
+import { DEFAULT_STATE_FILE, stopRecordedTarget } from "../lib/lifecycle/state.ts";
 
 await runScript(
   {

@@ -2,8 +2,8 @@
 import { resolve } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { log } from "../lib/log.ts";
-import { startTarget } from "../lib/target/start.ts";
-import { DEFAULT_STATE_FILE, recordOwnedTarget } from "../lib/target/state.ts";
+import { startTarget } from "../lib/lifecycle/start.ts";
+import { DEFAULT_STATE_FILE, recordOwnedTarget } from "../lib/lifecycle/state.ts";
 
 await runScript(
   {

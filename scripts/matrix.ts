@@ -9,7 +9,7 @@ import { buildMatrix, cellText, formatMatrixMarkdown, type PersonaCells, type Pe
 import { listPersonas, loadPersona } from "../lib/gate/persona.ts";
 import { formatDuration, log } from "../lib/log.ts";
 import { runConformanceChild } from "../lib/run.ts";
-import { preflight } from "../lib/target/start.ts";
+import { preflight } from "../lib/lifecycle/start.ts";
 
 /** The suites the matrix runs per persona: issuer handling, logins, and the mode x token cells. */
 const SUITES = ["issuer", "login"];

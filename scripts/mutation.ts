@@ -9,7 +9,7 @@ import { UsageError } from "../lib/errors.ts";
 import { formatMutation, loadMutants, mutatedCase, mutatedFixtures, summarize, type MutantResult } from "../lib/gate/mutation.ts";
 import { formatDuration, log } from "../lib/log.ts";
 import { runConformanceChild } from "../lib/run.ts";
-import { preflight, startTarget } from "../lib/target/start.ts";
+import { preflight, startTarget } from "../lib/lifecycle/start.ts";
 
 await runScript(
   {

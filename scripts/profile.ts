@@ -9,9 +9,9 @@ import type { IssuerMode, Profile } from "../lib/gate/types.ts";
 import { log } from "../lib/log.ts";
 import { redact } from "../lib/redact.ts";
 import { runVitest } from "../lib/run.ts";
-import type { TargetInfo } from "../lib/target/info.ts";
-import { preflight, readTargetInfo, startTarget, type StartedTarget } from "../lib/target/start.ts";
-import { connect } from "../lib/target/steps.ts";
+import type { TargetInfo } from "../lib/lifecycle/info.ts";
+import { preflight, readTargetInfo, startTarget, type StartedTarget } from "../lib/lifecycle/start.ts";
+import { connect } from "../lib/auth-setup/steps.ts";
 
 await runScript(
   {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { loadConfig, type Flavor } from "../lib/config.ts";
 import { runVitest, startOwnedTarget, verdict } from "../lib/run.ts";
-import { preflight, startTarget } from "../lib/target/start.ts";
+import { preflight, startTarget } from "../lib/lifecycle/start.ts";
 
 const PROVIDER_STYLE_ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/VKC0CONFORMANCE0TEST";
 

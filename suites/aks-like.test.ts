@@ -2,8 +2,8 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_ISSUER } from "../lib/config.ts";
 import { LEGACY_ISSUER, predictLogin, type IssuerSettings } from "../lib/gate/predict.ts";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { authConfigFor, login, writeAuthConfig, writeRole } from "../lib/target/steps.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { authConfigFor, login, writeAuthConfig, writeRole } from "../lib/auth-setup/steps.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 
 /**

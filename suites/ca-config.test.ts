@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { authConfigFor, login, reviewerJwt, writeRole } from "../lib/target/steps.ts";
-import { expectationsFor } from "../lib/target/expectations.ts";
-import type { TargetInfo } from "../lib/target/info.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { authConfigFor, login, reviewerJwt, writeRole } from "../lib/auth-setup/steps.ts";
+import { expectationsFor } from "../lib/fixtures/expectations.ts";
+import type { TargetInfo } from "../lib/lifecycle/info.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 
 /**
  * Vault outside the cluster and an API server whose certificate is publicly trusted (no CA in the
  * kubeconfig): the config must set disable_local_ca_jwt=true and has no kubernetes_ca_cert.
  * HashiCorp (plugin >= 0.19) then uses the system roots; OpenBao refuses the config (400), so the
- * harness gives it the public roots (lib/target/steps.ts caCertEntry).
+ * harness gives it the public roots (lib/auth-setup/steps.ts caCertEntry).
  */
 describe("auth config without the API server's CA", () => {
   let ctx: SuiteContext;

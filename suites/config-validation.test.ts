@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
 import { describeResponse } from "../lib/vault/client.ts";
-import { authConfigFor, reviewerJwt } from "../lib/target/steps.ts";
-import { expectationsFor } from "../lib/target/expectations.ts";
+import { authConfigFor, reviewerJwt } from "../lib/auth-setup/steps.ts";
+import { expectationsFor } from "../lib/fixtures/expectations.ts";
 
 // What Vault refuses to store (400 with a reason) and how it stores what it accepts.
 describe("config and role validation", () => {

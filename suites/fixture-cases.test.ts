@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { AccessProbe, capabilityMap, identityContinuity, type ProbeDeps } from "../lib/access/probe.ts";
 import { asList } from "../lib/access/match.ts";
 import "../lib/access/report.ts";
-import { loadCases, mapPath, substitute, type CaseFile, type LoginIntent } from "../lib/target/cases.ts";
-import { type Expect } from "../lib/target/cases.ts";
-import { expectationsFor } from "../lib/target/expectations.ts";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { login, policyFromFixtures, rebasePolicy, runMark, writeRole } from "../lib/target/steps.ts";
+import { loadCases, mapPath, substitute, type CaseFile, type LoginIntent } from "../lib/fixtures/cases.ts";
+import { type Expect } from "../lib/fixtures/cases.ts";
+import { expectationsFor } from "../lib/fixtures/expectations.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { login, policyFromFixtures, rebasePolicy, runMark, writeRole } from "../lib/auth-setup/steps.ts";
 import { waitFor } from "../lib/wait.ts";
 import { describeResponse, type VaultClient, type VaultResponse } from "../lib/vault/client.ts";
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { login, writeRole } from "../lib/target/steps.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { login, writeRole } from "../lib/auth-setup/steps.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 
 /**

@@ -7,8 +7,8 @@ import { kubernetesKeyId } from "../lib/gate/profile.ts";
 import { ISSUER_MODES, issuerSettingsFor, predictLogin, type IssuerSettings } from "../lib/gate/predict.ts";
 import type { IssuerMode } from "../lib/gate/types.ts";
 import { registerSecret } from "../lib/redact.ts";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { authConfigFor, login, writeAuthConfig, writeRole } from "../lib/target/steps.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { authConfigFor, login, writeAuthConfig, writeRole } from "../lib/auth-setup/steps.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 
 /**

@@ -2,9 +2,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
 import { describeResponse } from "../lib/vault/client.ts";
-import { authConfigFor, discoverIssuer, login, writeAuthConfig, writeRole, type IssuerFacts } from "../lib/target/steps.ts";
+import { authConfigFor, discoverIssuer, login, writeAuthConfig, writeRole, type IssuerFacts } from "../lib/auth-setup/steps.ts";
 
 // The 1.21+ issuer story (vault#13867, plugin#125): bound tokens carry the apiserver's
 // --service-account-issuer, legacy Secret tokens carry "kubernetes/serviceaccount". Which Vault

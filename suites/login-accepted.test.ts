@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { login, writeRole, type LoginData } from "../lib/target/steps.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { login, writeRole, type LoginData } from "../lib/auth-setup/steps.ts";
 import { describeResponse, type VaultResponse } from "../lib/vault/client.ts";
 
 // Logins that must succeed, and the exact shape of what Vault returns for them.

@@ -1,9 +1,9 @@
 import { decodeJwt, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
 import { describeResponse } from "../lib/vault/client.ts";
-import { login, writeRole } from "../lib/target/steps.ts";
-import { expectationsFor } from "../lib/target/expectations.ts";
+import { login, writeRole } from "../lib/auth-setup/steps.ts";
+import { expectationsFor } from "../lib/fixtures/expectations.ts";
 import { waitFor } from "../lib/wait.ts";
 
 // Logins that must be refused, each with its status AND the error Vault gives. The order of

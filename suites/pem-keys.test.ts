@@ -2,10 +2,10 @@ import { createPublicKey, type JsonWebKey } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { kubernetesKeyId } from "../lib/gate/profile.ts";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { clusterSigningKey, foreignSigningKey, signServiceAccountToken, type SigningKey } from "../lib/target/forge.ts";
+import { clusterSigningKey, foreignSigningKey, signServiceAccountToken, type SigningKey } from "../lib/vitest/forge.ts";
 import { rawGet } from "../lib/kube/client.ts";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { authConfigFor, login, writeAuthConfig, writeRole } from "../lib/target/steps.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { authConfigFor, login, writeAuthConfig, writeRole } from "../lib/auth-setup/steps.ts";
 import { describeResponse, type VaultResponse } from "../lib/vault/client.ts";
 
 /**

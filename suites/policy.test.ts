@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { login, policyFromFixtures, rebasePolicy, writeRole } from "../lib/target/steps.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { login, policyFromFixtures, rebasePolicy, writeRole } from "../lib/auth-setup/steps.ts";
 import { describeResponse, type VaultClient } from "../lib/vault/client.ts";
 
 // What a logged-in workload may do: exactly its policy's capabilities, and 403 everywhere else

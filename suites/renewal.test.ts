@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { login, writeRole, type RoleSpec } from "../lib/target/steps.ts";
-import { expectationsFor } from "../lib/target/expectations.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { login, writeRole, type RoleSpec } from "../lib/auth-setup/steps.ts";
+import { expectationsFor } from "../lib/fixtures/expectations.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 import { waitFor } from "../lib/wait.ts";
 

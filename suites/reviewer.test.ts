@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 import { waitFor } from "../lib/wait.ts";
-import { authConfigFor, login, reviewerJwt, writeAuthConfig, writeRole } from "../lib/target/steps.ts";
+import { authConfigFor, login, reviewerJwt, writeAuthConfig, writeRole } from "../lib/auth-setup/steps.ts";
 
 // The TokenReview side: who asks Kubernetes whether a token is valid, and what happens when
 // that identity lacks system:auth-delegator or disappears (vault#12855, #14072, #15430).

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { login, writeRole } from "../lib/target/steps.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { login, writeRole } from "../lib/auth-setup/steps.ts";
 
 // The stack end to end, as the seed guides do it: reviewer SA + auth-delegator binding from
 // fixtures/, kubernetes auth configured with the reviewer's token, a role bound to one SA, a

@@ -1,8 +1,8 @@
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { clusterSigningKey, foreignSigningKey, signServiceAccountToken, type SigningKey } from "../lib/target/forge.ts";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { login, writeRole } from "../lib/target/steps.ts";
+import { clusterSigningKey, foreignSigningKey, signServiceAccountToken, type SigningKey } from "../lib/vitest/forge.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { login, writeRole } from "../lib/auth-setup/steps.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 
 /**

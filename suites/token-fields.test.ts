@@ -1,8 +1,8 @@
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { registerSecret } from "../lib/redact.ts";
-import { SuiteContext } from "../lib/target/suite.ts";
-import { login, writeRole, type RoleSpec } from "../lib/target/steps.ts";
+import { SuiteContext } from "../lib/vitest/suite.ts";
+import { login, writeRole, type RoleSpec } from "../lib/auth-setup/steps.ts";
 import { describeResponse, type VaultResponse } from "../lib/vault/client.ts";
 
 /**

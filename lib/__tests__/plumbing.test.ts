@@ -7,7 +7,7 @@ import { adminKubeconfig } from "../kube/kubeconfig.ts";
 import { generatePki } from "../providers/pki.ts";
 import { redact, redactValue, registerSecret } from "../redact.ts";
 import { summaryMarkdown } from "../report/reporter.ts";
-import { rebasePolicy, authConfigFor } from "../target/steps.ts";
+import { rebasePolicy, authConfigFor } from "../auth-setup/steps.ts";
 import { describeResponse } from "../vault/client.ts";
 import { waitFor } from "../wait.ts";
 
@@ -174,7 +174,7 @@ describe("summary", () => {
 
 describe("user-defined cases", () => {
   it("loads the shipped guide cases and validates references", async () => {
-    const { loadCases, mapPath, substitute } = await import("../target/cases.ts");
+    const { loadCases, mapPath, substitute } = await import("../fixtures/cases.ts");
     const { PACKAGE_ROOT } = await import("../config.ts");
     const { join } = await import("node:path");
     const cases = loadCases(join(PACKAGE_ROOT, "fixtures"));
@@ -188,7 +188,7 @@ describe("user-defined cases", () => {
     expect(substitute({ ns: ["${namespace}"] }, { namespace: "n1" })).toEqual({ ns: ["n1"] });
   });
   it("a case file with a broken reference or bad YAML is a UsageError naming the file", async () => {
-    const { loadCases } = await import("../target/cases.ts");
+    const { loadCases } = await import("../fixtures/cases.ts");
     const { mkdtemp, mkdir, writeFile } = await import("node:fs/promises");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");

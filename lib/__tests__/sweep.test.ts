@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { runMark } from "../target/steps.ts";
-import { withoutMarkedBlock } from "../target/sweep.ts";
+import { runMark } from "../auth-setup/steps.ts";
+import { withoutMarkedBlock } from "../auth-setup/sweep.ts";
 
 describe("withoutMarkedBlock", () => {
   const mark = runMark("vkc-20261123000000-abcdef");

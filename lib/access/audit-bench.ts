@@ -3,8 +3,8 @@
  * team) with ServiceAccounts, a reviewer, a kubernetes auth mount and 20 roles of mixed shapes.
  * Built on a local target of the bench's own (everything goes with the target).
  */
-import type { TargetInfo } from "../target/info.ts";
-import { authConfigFor, enableKubernetesAuth, enableKv, writeAuthConfig, writePolicy, writeRole, type Clients } from "../target/steps.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
+import { authConfigFor, enableKubernetesAuth, enableKv, writeAuthConfig, writePolicy, writeRole, type Clients } from "../auth-setup/steps.ts";
 
 export const AUDIT_BENCH_MOUNT = "k8s-bench";
 

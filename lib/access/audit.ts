@@ -8,7 +8,7 @@
 import { BlockList, connect as tcpConnect, isIP } from "node:net";
 import { type KubeConfig, type V1Namespace, type V1ServiceAccount } from "@kubernetes/client-node";
 import { HarnessError, errorMessage } from "../errors.ts";
-import { accessReviews } from "../target/plan.ts";
+import { accessReviews } from "../auth-setup/plan.ts";
 import type { Kube } from "../kube/client.ts";
 import { registerSecret } from "../redact.ts";
 import { describeResponse, type VaultClient } from "../vault/client.ts";

@@ -4,7 +4,7 @@ import { Teardown } from "../cleanup.ts";
 import { httpJson } from "../http.ts";
 import { rawGet } from "../kube/client.ts";
 import { log } from "../log.ts";
-import type { TargetInfo } from "../target/info.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
 import {
   applyReviewer,
   authConfigFor,
@@ -15,7 +15,7 @@ import {
   writeAuthConfig,
   writeRole,
   type Clients,
-} from "../target/steps.ts";
+} from "../auth-setup/steps.ts";
 import type { VaultClient } from "../vault/client.ts";
 import { issuerSettingsFor } from "./predict.ts";
 import {

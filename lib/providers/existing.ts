@@ -7,14 +7,14 @@ import { Teardown } from "../cleanup.ts";
 import type { Config } from "../config.ts";
 import { HarnessError, UsageError, errorMessage } from "../errors.ts";
 import { Kube, rawGet } from "../kube/client.ts";
-import { sweepRun } from "../target/sweep.ts";
+import { sweepRun } from "../auth-setup/sweep.ts";
 import { log } from "../log.ts";
 import { registerSecret } from "../redact.ts";
-import type { TargetInfo } from "../target/info.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
 import { VaultClient } from "../vault/client.ts";
 import { assertVaultReady } from "../vault/ready.ts";
 import { StartedProcess } from "../process.ts";
-import { provisionVault } from "../target/start.ts";
+import { provisionVault } from "../lifecycle/start.ts";
 import { newRunId, startDevVault } from "./local.ts";
 
 /**

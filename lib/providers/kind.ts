@@ -14,7 +14,7 @@ import { rawGet } from "../kube/client.ts";
 import { formatDuration, log } from "../log.ts";
 import { freePort } from "../ports.ts";
 import { redact, registerSecret } from "../redact.ts";
-import type { TargetInfo } from "../target/info.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
 import { waitFor } from "../wait.ts";
 import {
   inClusterVaultManifests,

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import type { Reporter, TestModule, Vitest } from "vitest/node";
 import { redact, redactValue } from "../redact.ts";
-import type { TargetInfo } from "../target/info.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
 import { accessMarkdown, collectAccess, type AccessReport } from "../access/report.ts";
 
 export interface CaseResult {

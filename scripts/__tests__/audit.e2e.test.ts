@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditReport } from "../../lib/access/audit.ts";
 import { idKey } from "../../lib/access/audit.ts";
-import type { TargetInfo } from "../../lib/target/info.ts";
+import type { TargetInfo } from "../../lib/lifecycle/info.ts";
 import {
   authConfigFor,
   connect,
@@ -15,7 +15,7 @@ import {
   writePolicy,
   writeRole,
   type Clients,
-} from "../../lib/target/steps.ts";
+} from "../../lib/auth-setup/steps.ts";
 import { script, waitForOutput } from "./helpers.ts";
 
 // npm run audit against a running local target reached as an existing one (kubeconfig + VAULT_ADDR

@@ -7,7 +7,7 @@ import { PACKAGE_ROOT, loadConfig } from "../../lib/config.ts";
 import { httpJson } from "../../lib/http.ts";
 import { freePort } from "../../lib/ports.ts";
 import { StartedProcess } from "../../lib/process.ts";
-import { provisionVault } from "../../lib/target/start.ts";
+import { provisionVault } from "../../lib/lifecycle/start.ts";
 import { waitFor } from "../../lib/wait.ts";
 import { liveProcesses, script } from "./helpers.ts";
 

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Kube } from "../../lib/kube/client.ts";
-import type { TargetInfo } from "../../lib/target/info.ts";
+import type { TargetInfo } from "../../lib/lifecycle/info.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunResults } from "../../lib/report/reporter.ts";
 import { fixturesWithCase, liveProcesses, script, waitForOutput } from "./helpers.ts";
@@ -44,7 +44,7 @@ describe("npm run conformance", () => {
     // A Vault binary that parses policies (preflight) like the real one, and dies on `server`.
     const cfgVault = process.env.VKC_FLAVOR === "openbao" ? "BAO_BIN" : "VAULT_BIN";
     const { loadConfig } = await import("../../lib/config.ts");
-    const { provisionVault } = await import("../../lib/target/start.ts");
+    const { provisionVault } = await import("../../lib/lifecycle/start.ts");
     const real = await provisionVault(loadConfig());
     const fake = join(dir, "fake-vault");
     writeFileSync(fake, `#!/bin/sh\nif [ "$1" = policy ]; then exec "${real}" "$@"; fi\necho "no server today" >&2\nexit 1\n`, { mode: 0o755 });

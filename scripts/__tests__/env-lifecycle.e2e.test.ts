@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TargetInfo } from "../../lib/target/info.ts";
+import type { TargetInfo } from "../../lib/lifecycle/info.ts";
 import { liveProcesses, script, waitForOutput } from "./helpers.ts";
 
 // The harness's own promise: whatever way a target ends (Ctrl-C, env:down), no etcd,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PACKAGE_ROOT } from "../../lib/config.ts";
 import { Kube, RUN_LABEL } from "../../lib/kube/client.ts";
 import type { RunResults } from "../../lib/report/reporter.ts";
-import type { TargetInfo } from "../../lib/target/info.ts";
+import type { TargetInfo } from "../../lib/lifecycle/info.ts";
 import { VaultClient } from "../../lib/vault/client.ts";
 import { writeFile } from "node:fs/promises";
 import { adminKubeconfig } from "../../lib/kube/kubeconfig.ts";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../lib/config.ts";
 import type { RunResults } from "../../lib/report/reporter.ts";
 import { pidAlive } from "../../lib/process.ts";
-import { provisionLocal } from "../../lib/target/start.ts";
+import { provisionLocal } from "../../lib/lifecycle/start.ts";
 import { descendants, liveProcesses, script, until, waitForOutput, type ProcInfo } from "./helpers.ts";
 
 // Faults a CI gate meets: a signal at any phase of a run, a component that dies in the middle.

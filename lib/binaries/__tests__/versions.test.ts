@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { COMMON_FLAGS, parseArgs } from "../../cli.ts";
 import { loadConfig } from "../../config.ts";
 import { HarnessError, UsageError } from "../../errors.ts";
-import { versionChoice } from "../../target/start.ts";
+import { versionChoice } from "../../lifecycle/start.ts";
 import { cachePath } from "../cache.ts";
 import { wrapperGoMod } from "../gobuild.ts";
 import { provision } from "../index.ts";

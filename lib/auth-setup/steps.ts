@@ -6,9 +6,9 @@ import { HarnessError, UsageError } from "../errors.ts";
 import { Kube, RUN_LABEL } from "../kube/client.ts";
 import { registerSecret } from "../redact.ts";
 import { VaultClient, type VaultResponse } from "../vault/client.ts";
-import type { TargetInfo } from "./info.ts";
-import { recordLogin } from "./diagnostics.ts";
-import { expectationsFor } from "./expectations.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
+import { recordLogin } from "../vitest/diagnostics.ts";
+import { expectationsFor } from "../fixtures/expectations.ts";
 import { rootCertificates } from "node:tls";
 
 /**
@@ -134,7 +134,7 @@ export async function discoverIssuer(kube: Kube, namespace: string, serviceAccou
 /**
  * What marks a run's objects in Vault: the description of its auth and secrets mounts and the
  * first line of its policies (as a comment), so that an interrupted run on your Vault can be
- * swept by run id (lib/target/sweep.ts) without touching anything else.
+ * swept by run id (lib/auth-setup/sweep.ts) without touching anything else.
  */
 export function runMark(runId: string): string {
   return `vault-k8s-conformance run ${runId}`;
@@ -177,7 +177,7 @@ export function authConfigFor(info: TargetInfo, reviewerJwt: string | undefined,
  * The kubernetes_ca_cert of authConfigFor: the kubeconfig's CA; without one (an API server with a
  * publicly trusted certificate), nothing where the flavor then falls back to the system roots
  * (HashiCorp, plugin >= 0.19), and the public roots Node trusts where the flavor refuses
- * disable_local_ca_jwt=true without a CA (OpenBao: 400; lib/target/expectations.ts).
+ * disable_local_ca_jwt=true without a CA (OpenBao: 400; lib/fixtures/expectations.ts).
  */
 export function caCertEntry(info: TargetInfo): { kubernetes_ca_cert?: string } {
   if (info.kube.caCertForVault) return { kubernetes_ca_cert: info.kube.caCertForVault };

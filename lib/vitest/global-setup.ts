@@ -2,8 +2,8 @@ import type { TestProject } from "vitest/node";
 import { loadConfig } from "../config.ts";
 import { UsageError } from "../errors.ts";
 import { log, setLogLevel } from "../log.ts";
-import type { TargetInfo } from "./info.ts";
-import { readTargetInfo } from "./info.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
+import { readTargetInfo } from "../lifecycle/info.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {

@@ -6,7 +6,7 @@ import { attachExistingTarget } from "../providers/existing.ts";
 import { startLocalTarget, type LocalTargetOptions } from "../providers/local.ts";
 import { loadPersona } from "../gate/persona.ts";
 import { checkExternalVault } from "../vault/ready.ts";
-import { checkFixtureFiles, checkPolicies, policyParser } from "./fixtures-check.ts";
+import { checkFixtureFiles, checkPolicies, policyParser } from "../fixtures/check.ts";
 import type { TargetInfo } from "./info.ts";
 import type { ComponentDeath } from "./watch.ts";
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
 import { Teardown } from "../cleanup.ts";
 import { log } from "../log.ts";
-import type { TargetInfo } from "./info.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
 import {
   applyReviewer,
   authConfigFor,
@@ -17,7 +17,7 @@ import {
   type AuthConfig,
   type Clients,
   type Reviewer,
-} from "./steps.ts";
+} from "../auth-setup/steps.ts";
 
 /**
  * What a suite file works with: clients rebuilt from the injected TargetInfo, unique names, and

@@ -2,7 +2,7 @@
 import { beforeEach, inject } from "vitest";
 import { log } from "../log.ts";
 import { resetEvidence, writeDiagnostics } from "./diagnostics.ts";
-import { connect } from "./steps.ts";
+import { connect } from "../auth-setup/steps.ts";
 
 beforeEach(({ onTestFailed, task }) => {
   resetEvidence();

@@ -4,8 +4,8 @@ import { AuthenticationV1Api } from "@kubernetes/client-node";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { errorMessage } from "../errors.ts";
 import { redactValue } from "../redact.ts";
-import type { TargetInfo } from "./info.ts";
-import type { Clients } from "./steps.ts";
+import type { TargetInfo } from "../lifecycle/info.ts";
+import type { Clients } from "../auth-setup/steps.ts";
 
 /**
  * Evidence for a failed case. Every login a test makes is recorded (in memory, per worker);
