@@ -1,9 +1,13 @@
 import { defineConfig } from "vitest/config";
 
+// Loaded from the repository (vitest.config.ts, sources run as TypeScript) or from the installed
+// package's build (dist/vitest.config.js, next to dist/suites/*.test.js): the same projects either way.
+const ext = new URL(import.meta.url).pathname.endsWith(".js") ? "js" : "ts";
+
 // Three projects, run in this order: `unit` (plumbing, fakes allowed, no target), `harness` (the
 // scripts' own behaviour on real processes: signals, cleanup, bad input) and `conformance` (real
-// Vault and real Kubernetes; one target per run, started by the globalSetup and shared through
-// provide/inject).
+// Vault and real Kubernetes; one target per run, started by the script that runs vitest, which the
+// globalSetup attaches to and shares through provide/inject).
 export default defineConfig({
   test: {
     projects: [
@@ -24,14 +28,18 @@ export default defineConfig({
           // Each test starts whole targets: one at a time on a 2-core machine.
           maxWorkers: 1,
           testTimeout: 180_000,
+          // Hooks start targets too (env:up in a beforeAll): 10 s is not enough on a loaded machine.
+          hookTimeout: 180_000,
         },
       },
       {
         test: {
           name: "conformance",
-          include: ["suites/**/*.test.ts"],
-          globalSetup: ["lib/vitest/global-setup.ts"],
-          setupFiles: ["lib/vitest/diagnostics-setup.ts"],
+          include: [`suites/**/*.test.${ext}`],
+          globalSetup: [`lib/vitest/global-setup.${ext}`],
+          setupFiles: [`lib/vitest/diagnostics-setup.${ext}`],
+          // Case titles are ids in results.json: $-interpolated values are never truncated.
+          chaiConfig: { truncateThreshold: 0 },
           testTimeout: 60_000,
           hookTimeout: 120_000,
           sequence: { groupOrder: 2 },

@@ -1,4 +1,6 @@
-import { openSync, writeSync } from "node:fs";
+import { SPAN_NAMES, type SpanName } from "./trace.ts";
+
+/** Benchmark statistics and formatting for `npm run bench`; the trace it reads is written by lib/trace.ts. */
 
 /** Median and spread of repeated measurements (milliseconds). */
 export interface Stats {
@@ -168,18 +170,9 @@ export function unionLength(intervals: Interval[], window?: Interval): number {
 
 // ---- harness overhead ------------------------------------------------------------------------
 
-/**
- * What a trace interval waited on. A closed set, so that a trace can only ever hold these labels
- * and timestamps: never a URL, a path, a body or a token.
- *   vault: an HTTP call to Vault's API (/v1/...)
- *   kube:  a call to the Kubernetes API (the typed client, raw GETs, and the Kube helpers' waits
- *          for a controller, e.g. the token controller filling a Secret)
- *   http:  any other HTTP call of the harness (component health checks)
- *   start: the local target's start, first step to ready
- *   stop:  the local target's teardown
- */
-export type TraceKind = "vault" | "kube" | "http" | "start" | "stop";
-export const TRACE_KINDS: readonly TraceKind[] = ["vault", "kube", "http", "start", "stop"];
+/** What a trace interval waited on: a span name of lib/trace.ts (a closed set: labels and timestamps only). */
+export type TraceKind = SpanName;
+export const TRACE_KINDS: readonly TraceKind[] = SPAN_NAMES;
 
 export interface TraceRecord {
   k: TraceKind;
@@ -258,69 +251,80 @@ export function overhead(window: Interval, records: TraceRecord[]): Overhead {
   };
 }
 
-// ---- the trace hook --------------------------------------------------------------------------
+// ---- the bench's result and its text ---------------------------------------------------------
 
-/**
- * Opt-in trace of where a run waits: with VKC_TRACE_FILE=path, every process of a run (the main
- * process and vitest's workers, which inherit the variable) appends one JSON line per interval,
- * {"k":kind,"s":start,"e":end}, epoch milliseconds, to that file (created 0600). Without the
- * variable every hook is a single falsy check. A trace failure never fails the run.
- */
-const TRACE_FILE = process.env.VKC_TRACE_FILE || undefined;
-let traceFd: number | undefined;
-
-/** Wall clock in epoch milliseconds with sub-millisecond resolution, comparable across processes. */
-export function traceClock(): number {
-  return performance.timeOrigin + performance.now();
+export interface LoginBench {
+  rounds: number;
+  /** One JWT per service account, used for all its logins: the apiserver's 10 s token cache answers most TokenReviews. */
+  reused: LoadResult[];
+  /** A fresh TokenRequest JWT for every login, minted beforehand: every TokenReview verifies a new token. */
+  fresh: LoadResult[];
 }
 
-export function tracing(): boolean {
-  return TRACE_FILE !== undefined;
+export interface OverheadSummary {
+  medianOverheadMs: number;
+  medianOverheadPct: number;
+  runs: Overhead[];
 }
 
-export function traceRecord(kind: TraceKind, start: number, end: number = traceClock()): void {
-  if (TRACE_FILE === undefined || !TRACE_KINDS.includes(kind)) return;
-  try {
-    traceFd ??= openSync(TRACE_FILE, "a", 0o600);
-    writeSync(traceFd, `{"k":"${kind}","s":${start.toFixed(3)},"e":${end.toFixed(3)}}\n`);
-  } catch {
-    // tracing is best effort
+/** What `npm run bench` measured (reports/bench.json), in this key order. */
+export interface BenchResult {
+  machine: string;
+  flavor: string;
+  targetReady?: Stats;
+  targetTeardown?: Stats;
+  login?: LoginBench;
+  conformanceTimeToVerdict?: Stats;
+  conformanceOverhead?: OverheadSummary;
+  matrixTimeToVerdict?: Stats;
+  failedScriptRuns?: number;
+}
+
+export function summarizeOverhead(runs: Overhead[]): OverheadSummary {
+  return {
+    medianOverheadMs: Math.round(median(runs.map((o) => o.overheadMs))),
+    medianOverheadPct: Math.round(median(runs.map((o) => o.overheadPct)) * 10) / 10,
+    runs,
+  };
+}
+
+/** Failed logins of the login bench (warm-up excluded). */
+export function loginFailures(lb: LoginBench | undefined): number {
+  return lb ? [...lb.reused, ...lb.fresh].reduce((n, r) => n + r.failures, 0) : 0;
+}
+
+/** The bench's figures as the lines it prints. */
+export function formatBench(result: BenchResult): string {
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  const fmt = (x: Stats) => `median ${s(x.medianMs)}s (min ${s(x.minMs)}s, max ${s(x.maxMs)}s, n=${x.runs})`;
+  const out: string[] = [`machine: ${result.machine}; flavor ${result.flavor}`];
+  if (result.targetReady) {
+    out.push(`local target time-to-ready:      ${fmt(result.targetReady)}`);
+    out.push(`local target teardown:           ${fmt(result.targetTeardown!)}`);
   }
-}
-
-/** Runs `fn` and, when tracing, records the interval until its promise settles. */
-export function traced<T>(kind: TraceKind, fn: () => Promise<T>): Promise<T> {
-  if (TRACE_FILE === undefined) return fn();
-  const s = traceClock();
-  const p = fn();
-  p.then(
-    () => traceRecord(kind, s),
-    () => traceRecord(kind, s),
-  );
-  return p;
-}
-
-/**
- * When tracing, a Proxy of an API client object whose promise-returning methods record their
- * interval; otherwise the object itself.
- */
-export function traceApi<T extends object>(kind: TraceKind, api: T): T {
-  if (TRACE_FILE === undefined) return api;
-  return new Proxy(api, {
-    get(target, prop, receiver) {
-      const v: unknown = Reflect.get(target, prop, receiver);
-      if (typeof v !== "function" || prop === "constructor") return v;
-      return (...args: unknown[]) => {
-        const s = traceClock();
-        const r: unknown = (v as (...a: unknown[]) => unknown).apply(target, args);
-        if (r && typeof (r as PromiseLike<unknown>).then === "function") {
-          (r as PromiseLike<unknown>).then(
-            () => traceRecord(kind, s),
-            () => traceRecord(kind, s),
-          );
-        }
-        return r;
-      };
-    },
-  });
+  if (result.login) {
+    const lb = result.login;
+    const row = (r: LoadResult) =>
+      `  N=${String(r.concurrency).padEnd(3)} ${r.loginsPerSecond.toFixed(1).padStart(7)} logins/s  p50 ${r.p50Ms.toFixed(1).padStart(6)} ms  p99 ${r.p99Ms
+        .toFixed(1)
+        .padStart(6)} ms  ${r.logins} logins${r.failures ? `  ${r.failures} FAILED: ${JSON.stringify(r.failureReasons)}` : ""}`;
+    out.push(`logins, each service account's JWT reused (${lb.rounds} rounds; N in flight):`, ...lb.reused.map(row));
+    out.push(`logins, a fresh JWT for every login (TokenReview never cached):`, ...lb.fresh.map(row));
+  }
+  if (result.conformanceTimeToVerdict) {
+    const o = result.conformanceOverhead!;
+    out.push(`npm run conformance (warm, full): ${fmt(result.conformanceTimeToVerdict)}`);
+    out.push(
+      `  harness overhead (wall - time waiting on Vault/apiserver/target start+stop): median ${s(o.medianOverheadMs)}s, ${o.medianOverheadPct}%`,
+    );
+    for (const [i, r] of o.runs.entries()) {
+      out.push(
+        `    run ${i + 1}: wall ${s(r.wallMs)}s, waiting ${s(r.waitingMs)}s, overhead ${s(r.overheadMs)}s (${r.overheadPct}%): ` +
+          `before first wait ${s(r.leadMs)}s, between waits ${s(r.midMs)}s, after last ${s(r.tailMs)}s`,
+      );
+    }
+  }
+  if (result.matrixTimeToVerdict) out.push(`npm run matrix (warm, all personas): ${fmt(result.matrixTimeToVerdict)}`);
+  if (result.failedScriptRuns) out.push(`${result.failedScriptRuns} script run(s) exited non-zero: figures include them (see log above)`);
+  return out.join("\n");
 }

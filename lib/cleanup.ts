@@ -55,26 +55,19 @@ export class Teardown implements AsyncDisposable {
 // Hooks registered with `first` (stopping the test runner, so that no worker creates objects
 // any more) run, bounded, before the others (tearing down targets, sweeping what runs left).
 //
-// One registry per process, on globalThis: vitest loads the globalSetup (and so this module)
-// through its own module runner, next to the copy the scripts load. Two copies with their own
-// handlers would each exit the process when their own hooks are done, cutting the other short.
-interface ShutdownRegistry {
-  hooks: Set<() => Promise<void>>;
-  firstHooks: Set<() => Promise<void>>;
-  installed: boolean;
-  shuttingDown: boolean;
-  exitCleanups: Set<() => void>;
-  exitInstalled: boolean;
-  handler?: (signal: NodeJS.Signals) => void;
-}
-const registry: ShutdownRegistry = ((globalThis as Record<symbol, unknown>)[Symbol.for("vault-k8s-conformance.shutdown")] ??= {
-  hooks: new Set(),
-  firstHooks: new Set(),
+// One registry per module instance, no process-wide singleton: the scripts own every target,
+// process and temp dir of a run. vitest's globalSetup, which vitest loads through its own module
+// runner in the script's process, only attaches to the script's target and has nothing to tear
+// down (it does not load this module); its workers are processes of their own.
+const registry = {
+  hooks: new Set<() => Promise<void>>(),
+  firstHooks: new Set<() => Promise<void>>(),
   installed: false,
   shuttingDown: false,
-  exitCleanups: new Set(),
+  exitCleanups: new Set<() => void>(),
   exitInstalled: false,
-}) as ShutdownRegistry;
+  handler: undefined as ((signal: NodeJS.Signals) => void) | undefined,
+};
 const FIRST_HOOKS_BUDGET_MS = 10_000;
 
 export function onShutdown(hook: () => Promise<void>, o: { first?: boolean } = {}): () => void {
@@ -116,10 +109,6 @@ export function ownSignals(): void {
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     for (const l of process.listeners(sig)) if (l !== registry.handler) process.off(sig, l);
   }
-}
-
-export function isShuttingDown(): boolean {
-  return registry.shuttingDown;
 }
 
 // Last-resort synchronous cleanups for an exit that skips the async teardown (another signal

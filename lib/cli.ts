@@ -1,11 +1,12 @@
-import { loadConfig, type Config } from "./config.ts";
+import { loadConfig, processEnv, type Config } from "./config.ts";
 import { HarnessError, UsageError, describeError } from "./errors.ts";
 import { setLogLevel } from "./log.ts";
 import { redact } from "./redact.ts";
 
 /**
  * Flags of the scripts. Each flag maps to the environment variable lib/config.ts reads, so a
- * flag and its variable mean the same everywhere (including inside vitest's globalSetup).
+ * flag and its variable mean the same everywhere (in a child script, and inside vitest's
+ * globalSetup and workers: see `childEnv` and `withVitestEnv`).
  */
 export interface FlagSpec {
   flag: string;
@@ -57,7 +58,8 @@ export interface Parsed {
   local: Record<string, string | boolean>;
 }
 
-export function parseArgs(argv: string[], specs: FlagSpec[], env: Record<string, string | undefined> = process.env): Parsed {
+/** Parses `argv`; each flag with an env mapping is written into `env` (a copy of the environment, not the process environment). */
+export function parseArgs(argv: string[], specs: FlagSpec[], env: Record<string, string | undefined>): Parsed {
   const parsed: Parsed = { positionals: [], local: {} };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -100,25 +102,32 @@ export async function runScript(
   o: { command: string; summary: string; flags: FlagSpec[] },
   body: (config: Config, parsed: Parsed) => Promise<number | void>,
 ): Promise<never> {
-  let debug = process.env.VKC_DEBUG === "1";
+  const env = processEnv();
+  let debug = env.VKC_DEBUG === "1";
   try {
     const argv = process.argv.slice(2);
     if (argv.includes("--help") || argv.includes("-h")) {
       process.stdout.write(usage(o.command, o.summary, o.flags));
       process.exit(0);
     }
-    const parsed = parseArgs(argv, o.flags);
-    debug = process.env.VKC_DEBUG === "1"; // --debug given: a config error shows its stack too
-    const config = loadConfig();
+    const parsed = parseArgs(argv, o.flags, env);
+    debug = env.VKC_DEBUG === "1"; // --debug given: a config error shows its stack too
+    const config = loadConfig(env);
     debug = config.debug;
     if (debug) setLogLevel("debug");
     const code = await body(config, parsed);
     process.exit(code ?? 0);
   } catch (err) {
     const code = err instanceof HarnessError ? err.exitCode : 1;
-    process.stderr.write(redact(`error: ${describeError(err)}\n`));
+    // Bad input is one line written for the user; its cause (a spawn error...) shows with --debug.
+    const line = err instanceof UsageError ? err.message : describeError(err);
+    process.stderr.write(redact(`error: ${line}\n`));
     if (err instanceof HarnessError && err.details) process.stderr.write(redact(err.details.replace(/^/gm, "  ") + "\n"));
-    if (debug && err instanceof Error && err.stack) process.stderr.write(redact(err.stack) + "\n");
+    if (debug && err instanceof Error && err.stack) {
+      process.stderr.write(redact(err.stack) + "\n");
+      if (err instanceof UsageError && err.cause !== undefined)
+        process.stderr.write(redact(`caused by: ${describeError(err.cause)}`) + "\n");
+    }
     process.exit(code);
   }
 }

@@ -1,10 +1,17 @@
 import { homedir } from "node:os";
-import { isAbsolute, join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.ts";
+import { TARGETS, VAULT_MODES, type TargetName, type VaultMode } from "./lifecycle/registry.ts";
+
+export { TARGETS, type TargetName, type VaultMode };
 
 /**
- * The one place that reads the environment. Scripts turn their flags into the same variables
- * (see `flagsToEnv`) so that vitest's globalSetup, a child process, sees one typed config.
+ * The one place that reads the environment (`processEnv`, `loadConfig`) and builds a child
+ * process's (`childEnv`). Scripts turn their flags into the same variables, in a copy of the
+ * environment that Config keeps (`config.env`): a child process, and vitest's globalSetup and
+ * workers (`withVitestEnv`), see the same settings.
  *
  * | variable | meaning | default |
  * |---|---|---|
@@ -34,13 +41,21 @@ import { UsageError } from "./errors.ts";
  * | VKC_NODE_IMAGE | kind target: an explicit kindest/node image | unset |
  * | VKC_DRY_RUN=1 | existing and kind targets: print what the run would create (and, on an existing cluster, check the credentials may), create nothing | unset |
  * | VKC_TRACE_FILE | npm run bench: append timing intervals (kind, start, end; nothing else) of calls to Vault and the API server to this file (0600) | unset |
- * | VKC_RUN_ID | internal: the run id a script announced in its plan, handed to the provider | generated |
+ * | VKC_TARGET_INFO | a running target's TargetInfo file (npm run env:up's): attach to it instead of starting one | unset |
+ * | KIND_BIN | kind target: the kind CLI to use | the cache, PATH, or installed with Go |
+ * | KIND_EXPERIMENTAL_PROVIDER=podman | kind target: Podman instead of Docker | docker |
+ * | HOME, PATH, XDG_CACHE_HOME | the existing target's default kubeconfig (~/.kube/config), where tools are found, the cache's default | the process's |
  */
-export type TargetName = "local" | "kind" | "existing";
 export type Flavor = "vault" | "openbao";
 
-export const TARGETS: readonly TargetName[] = ["local", "kind", "existing"];
-export const FLAVORS: readonly Flavor[] = ["vault", "openbao"];
+/** The flavor's binary (and binary-cache component): `vault` or `bao`. */
+export function vaultBinary(flavor: Flavor): "vault" | "bao" {
+  return flavor === "openbao" ? "bao" : "vault";
+}
+
+export type ContainerEngine = "docker" | "podman";
+
+const FLAVORS: readonly Flavor[] = ["vault", "openbao"];
 
 export interface BinaryOverrides {
   /** envtest's KUBEBUILDER_ASSETS directory. */
@@ -52,14 +67,6 @@ export interface BinaryOverrides {
   vault?: string;
   bao?: string;
 }
-
-/** How Vault runs, per target: the first of each list is the default. */
-export type VaultMode = "process" | "container" | "in-cluster" | "external";
-export const VAULT_MODES: Record<TargetName, readonly VaultMode[]> = {
-  local: ["process"],
-  kind: ["container", "in-cluster"],
-  existing: ["external", "process"],
-};
 
 export interface Config {
   target: TargetName;
@@ -95,12 +102,95 @@ export interface Config {
     version?: string;
   };
   kind: { kubeVersion?: string; nodeImage?: string };
+  /** KIND_BIN: the kind CLI to use. */
+  kindBin?: string;
+  /** KIND_EXPERIMENTAL_PROVIDER=podman: the container engine kind drives. */
+  containerEngine: ContainerEngine;
+  /** VKC_TRACE_FILE (npm run bench): where timing intervals go. */
+  traceFile?: string;
+  /** HOME: the existing target's default kubeconfig is ~/.kube/config. */
+  home: string;
+  /** The existing target: the run id announced in the plan (`announcePlan`), used by the provider. */
+  runId?: string;
+  /**
+   * The environment this config was read from, flags applied: the base of every child process's
+   * environment (`childEnv`); never read for settings (those are the fields above).
+   */
+  env: Env;
 }
 
-export const PACKAGE_ROOT = resolve(new URL("..", import.meta.url).pathname);
+/**
+ * Where the code runs from: the repository (sources under tsx) or the package's dist/ (compiled):
+ * suites/, scripts/ and vitest.config.{ts,js} are here.
+ */
+export const CODE_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
+/** True when this is the compiled package (dist/), false when the sources run under tsx. */
+export const COMPILED = import.meta.url.endsWith(".js");
+/**
+ * The package's folder: package.json, fixtures/ and schemas/. The nearest folder upward from the
+ * code named vault-k8s-conformance (the repository, or the installed package above dist/).
+ */
+export const PACKAGE_ROOT = findPackageRoot(CODE_ROOT);
+
+function findPackageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    try {
+      if ((JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string }).name === "vault-k8s-conformance") return dir;
+    } catch {
+      // no package.json here, or not ours
+    }
+    if (dirname(dir) === dir) return from;
+  }
+}
 export const DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local";
 
-type Env = Record<string, string | undefined>;
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * A copy of this process's environment: the input of `loadConfig` (scripts turn their flags into
+ * variables of this copy, never of process.env).
+ */
+/** VKC_TRACE_FILE for the tracing module, which every process of a run (vitest workers too) loads without a Config. */
+export function traceFileFromEnv(): string | undefined {
+  return processEnv().VKC_TRACE_FILE || undefined;
+}
+
+export function processEnv(): Record<string, string | undefined> {
+  return { ...process.env };
+}
+
+/**
+ * A child process's environment. By default the config's environment (the user's, with the
+ * script's flags as VKC_* variables, so a child script sees the same settings) plus `extra`;
+ * `clean: true` gives only PATH plus `extra`, for the processes a target runs and the tools it
+ * runs once (nothing of the user's, such as VAULT_ADDR, KUBECONFIG or proxies, leaks in). An
+ * `extra` value of undefined removes the variable.
+ */
+export function childEnv(config: Pick<Config, "env">, extra: Env = {}, o: { clean?: boolean } = {}): Record<string, string> {
+  const base: Env = o.clean ? { PATH: config.env.PATH } : config.env;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...base, ...extra })) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/**
+ * Runs `fn` (a vitest run in this process) with this process's environment set to `env`, then
+ * restores it. vitest's globalSetup (its own copy of this module, which reads `VKC_TARGET_INFO`
+ * through `loadConfig`) and its worker processes learn the run's settings from there.
+ */
+export async function withVitestEnv<T>(env: Env, fn: () => Promise<T>): Promise<T> {
+  const before = { ...process.env };
+  const apply = (to: Env) => {
+    for (const k of Object.keys(process.env)) if (to[k] === undefined) delete process.env[k];
+    for (const [k, v] of Object.entries(to)) if (v !== undefined) process.env[k] = v;
+  };
+  apply(env);
+  try {
+    return await fn();
+  } finally {
+    apply(before);
+  }
+}
 
 function flag(env: Env, name: string): boolean {
   const v = env[name];
@@ -116,12 +206,12 @@ function absolute(p: string, cwd: string): string {
   return isAbsolute(p) ? p : resolve(cwd, p);
 }
 
-export function defaultCacheDir(env: Env): string {
+function defaultCacheDir(env: Env): string {
   const xdg = env.XDG_CACHE_HOME;
   return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME ?? homedir(), ".cache"), "vault-k8s-conformance");
 }
 
-export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+export function loadConfig(env: Env = processEnv(), cwd: string = process.cwd()): Config {
   const nonEmpty = (k: string) => (env[k] && env[k] !== "" ? env[k] : undefined);
   const path = (k: string) => {
     const v = nonEmpty(k);
@@ -200,5 +290,10 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       ...(nonEmpty("VKC_KUBE_VERSION") ? { kubeVersion: nonEmpty("VKC_KUBE_VERSION") } : {}),
       ...(nonEmpty("VKC_NODE_IMAGE") ? { nodeImage: nonEmpty("VKC_NODE_IMAGE") } : {}),
     },
+    ...(nonEmpty("KIND_BIN") ? { kindBin: nonEmpty("KIND_BIN") } : {}),
+    containerEngine: env.KIND_EXPERIMENTAL_PROVIDER === "podman" ? "podman" : "docker",
+    ...(nonEmpty("VKC_TRACE_FILE") ? { traceFile: nonEmpty("VKC_TRACE_FILE") } : {}),
+    home: nonEmpty("HOME") ?? homedir(),
+    env: { ...env },
   };
 }

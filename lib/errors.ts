@@ -40,3 +40,62 @@ export function describeError(err: unknown): string {
   }
   return parts.join(": ");
 }
+
+/** Keeps what an underlying HarnessError carries (exit code, evidence lines) when it is wrapped. */
+function carried(cause: unknown): { exitCode?: number; details?: string } {
+  return cause instanceof HarnessError ? { exitCode: cause.exitCode, ...(cause.details ? { details: cause.details } : {}) } : {};
+}
+
+/**
+ * A component could not bind a port it was given: another process took it between the harness
+ * picking it free and the component binding it. Recognised by probing the port (lib/ports.ts),
+ * never by reading the component's log; the local provider retries such a start with new ports.
+ * The message is the failed start's own.
+ */
+export class PortInUseError extends HarnessError {
+  readonly component: string;
+  readonly ports: number[];
+
+  constructor(component: string, ports: number[], opts: { cause: unknown }) {
+    super(errorMessage(opts.cause), { cause: opts.cause, ...carried(opts.cause) });
+    this.name = "PortInUseError";
+    this.component = component;
+    this.ports = ports;
+  }
+}
+
+/** Why a command of the kind provider (kind, docker, podman) failed. */
+export type KindFailure = "not-found" | "timeout" | "exit";
+
+/** A kind, docker or podman command failed; `failure` says how (control flow reads it, never the message). */
+export class KindError extends HarnessError {
+  readonly command: string;
+  readonly failure: KindFailure;
+  /** The command's exit status, when it ran and exited non-zero. */
+  readonly status: number | undefined;
+
+  constructor(message: string, opts: { command: string; failure: KindFailure; status?: number; cause?: unknown; details?: string }) {
+    super(message, { cause: opts.cause, ...(opts.details ? { details: opts.details } : {}) });
+    this.name = "KindError";
+    this.command = opts.command;
+    this.failure = opts.failure;
+    this.status = opts.status;
+  }
+}
+
+/**
+ * A named step of starting a target failed (`etcd`, `kind create cluster`, ...). The message,
+ * exit code and evidence are the underlying error's, so the user sees the same line; `target`
+ * and `step` say where, and `cause` keeps the original.
+ */
+export class TargetStartError extends HarnessError {
+  readonly target: string;
+  readonly step: string;
+
+  constructor(target: string, step: string, opts: { cause: unknown }) {
+    super(errorMessage(opts.cause), { cause: opts.cause, ...carried(opts.cause) });
+    this.name = "TargetStartError";
+    this.target = target;
+    this.step = step;
+  }
+}

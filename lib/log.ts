@@ -2,7 +2,7 @@ import { redact } from "./redact.ts";
 
 /**
  * The harness's own progress log, on stderr so that stdout stays clean for machine output.
- * Every line is redacted. `VKC_QUIET` (read by config) silences info lines in tests.
+ * Every line is redacted. `--debug` (config.debug) adds the debug lines.
  */
 export type Level = "debug" | "info" | "warn" | "error";
 

@@ -40,10 +40,6 @@ function installExitHook(): void {
   });
 }
 
-export function liveProcessGroups(): number[] {
-  return [...live.keys()];
-}
-
 /**
  * A running local process in its own process group (so its children die with it), with a
  * redacted log file and an in-memory tail for error messages.

@@ -3,19 +3,14 @@
  * through `redact()`. Known secrets (root tokens, reviewer JWTs, minted tokens) are registered by
  * value; JWT-shaped and Vault-token-shaped strings are caught by pattern as a second line of defence.
  */
-// One set per process (on globalThis): vitest's module runner loads its own copy of this module
-// for the globalSetup, and a secret registered there must be redacted by the scripts' copy too.
-const known: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for("vault-k8s-conformance.secrets")] ??=
-  new Set<string>()) as Set<string>;
+// One set per module instance: each copy (the script's; vitest's globalSetup and each worker,
+// which register the root token from the TargetInfo they read) registers what it handles.
+const known = new Set<string>();
 
 /** Register a secret value so that it is never printed. Returns the value for chaining. */
 export function registerSecret<T extends string | undefined>(value: T): T {
   if (value && value.length >= 8) known.add(value);
   return value;
-}
-
-export function knownSecretCount(): number {
-  return known.size;
 }
 
 // A compact JWS: three base64url segments, the first two starting with '{"' (eyJ).

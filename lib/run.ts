@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startVitest, type TestModule, type Vitest } from "vitest/node";
-import { PACKAGE_ROOT, type Config } from "./config.ts";
+import { childEnv, CODE_ROOT, COMPILED, withVitestEnv, type Config } from "./config.ts";
 import { describeError, HarnessError, UsageError } from "./errors.ts";
 import { onExitSync, onShutdown, ownSignals } from "./cleanup.ts";
 import { log } from "./log.ts";
@@ -15,7 +15,7 @@ import { describeDeath, type ComponentDeath } from "./lifecycle/watch.ts";
 import { ResultsReporter, type RunResults } from "./report/reporter.ts";
 
 /** Exit code of a run whose target could not start: not a case that failed, not bad input. */
-export const TARGET_FAILED = 3;
+const TARGET_FAILED = 3;
 
 /**
  * The one way a script gets a target for its suites: starts it (the script owns it from then on,
@@ -89,33 +89,36 @@ export async function runVitest(
     { first: true },
   );
   const results = new ResultsReporter(config.reportsDir, () => (died ? describeDeath(died) : undefined));
-  // The globalSetup, which vitest loads in this process, reads where to attach from the environment.
-  const attachedBefore = process.env.VKC_TARGET_INFO;
-  if (infoFile) process.env.VKC_TARGET_INFO = infoFile;
-  else delete process.env.VKC_TARGET_INFO;
   const junit = join(config.reportsDir, "junit.xml");
-  const vitest = await startVitest("test", filters, {
-    run: true,
-    watch: false,
-    project: projects,
-    reporters: [
-      "default",
-      ["junit", { outputFile: junit }],
-      results,
-      {
-        onInit: (v: Vitest) => {
-          running = v;
-          ownSignals();
-          if (died) void v.cancelCurrentRun("test-failure"); // a component died while vitest started
+  // The globalSetup, which vitest loads in this process, reads where to attach from the
+  // environment of the run (its workers inherit it): the config's, with that file.
+  const vitestEnv = childEnv(config, { VKC_TARGET_INFO: infoFile });
+  const vitest = await withVitestEnv(vitestEnv, () =>
+    startVitest("test", filters, {
+      // The harness's own config and suites (the repository's, or the installed package's dist/),
+      // whatever the user's working directory is.
+      root: CODE_ROOT,
+      config: join(CODE_ROOT, `vitest.config.${COMPILED ? "js" : "ts"}`),
+      run: true,
+      watch: false,
+      project: projects,
+      reporters: [
+        "default",
+        ["junit", { outputFile: junit }],
+        results,
+        {
+          onInit: (v: Vitest) => {
+            running = v;
+            ownSignals();
+            if (died) void v.cancelCurrentRun("test-failure"); // a component died while vitest started
+          },
         },
-      },
-    ],
-    passWithNoTests: o.allowNoTests === true,
-  }).finally(() => {
+      ],
+      passWithNoTests: o.allowNoTests === true,
+    }),
+  ).finally(() => {
     active = false;
     unhook();
-    if (attachedBefore === undefined) delete process.env.VKC_TARGET_INFO;
-    else process.env.VKC_TARGET_INFO = attachedBefore;
   });
   await vitest.close();
   unhookHandover();
@@ -149,24 +152,28 @@ export function verdict(r: Pick<RunResults, "totals" | "aborted">, label: string
 
 /**
  * `npm run conformance` in a child process (its own vitest, its own target unless
- * VKC_TARGET_INFO says otherwise), output to `<reportsDir>/output.log`. `onChild` receives the
- * process so a caller's shutdown hook can stop it. Results are undefined when the run wrote none.
+ * VKC_TARGET_INFO says otherwise), output to `<reportsDir>/output.log`. Its environment is the
+ * config's plus `env`. `onChild` receives the process so a caller's shutdown hook can stop it.
+ * Results are undefined when the run wrote none.
  */
 export async function runConformanceChild(o: {
+  config: Pick<Config, "env">;
   reportsDir: string;
   filters: string[];
   env: Record<string, string>;
   onChild?: (child: ChildProcess) => void;
+  /** Another script of scripts/ to run the same way (npm run bench times `matrix.ts` too). */
+  script?: string;
 }): Promise<{ code: number | null; results: RunResults | undefined; logFile: string }> {
   await mkdir(o.reportsDir, { recursive: true });
   const logFile = join(o.reportsDir, "output.log");
   const out = createWriteStream(logFile);
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "conformance.ts"), "--reports", o.reportsDir, ...o.filters],
-      { cwd: process.cwd(), env: { ...process.env, ...o.env }, stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawn(process.execPath, [...scriptArgv(o.script ?? "conformance.ts"), "--reports", o.reportsDir, ...o.filters], {
+      cwd: process.cwd(),
+      env: childEnv(o.config, o.env),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     o.onChild?.(child);
     child.stdout!.pipe(out, { end: false });
     child.stderr!.pipe(out, { end: false });
@@ -178,6 +185,15 @@ export async function runConformanceChild(o: {
   } catch {
     return { code, results: undefined, logFile };
   }
+}
+
+/**
+ * Node's arguments to run a script of scripts/ (named `conformance.ts`): the source under tsx from
+ * the repository, the compiled `.js` from the package's build (no TypeScript loader there).
+ */
+export function scriptArgv(script: string): string[] {
+  const file = join(CODE_ROOT, "scripts", script);
+  return COMPILED ? [file.replace(/\.ts$/, ".js")] : ["--import", "tsx", file];
 }
 
 /**

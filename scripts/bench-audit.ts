@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { AuditReport } from "../lib/access/audit.ts";
 import { median } from "../lib/bench.ts";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
-import { PACKAGE_ROOT } from "../lib/config.ts";
+import { childEnv, PACKAGE_ROOT, type Config } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { redact } from "../lib/redact.ts";
@@ -17,11 +17,11 @@ import { AUDIT_BENCH_MOUNT, buildAuditBench } from "../lib/access/audit-bench.ts
 
 const MOUNT = AUDIT_BENCH_MOUNT;
 
-function runAuditOnce(env: Record<string, string>, args: string[]): Promise<{ ms: number; code: number | null; output: string }> {
+function runAuditOnce(config: Config, env: Record<string, string>, args: string[]): Promise<{ ms: number; code: number | null; output: string }> {
   const t0 = Date.now();
   const child = spawn(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "audit.ts"), ...args], {
     cwd: PACKAGE_ROOT,
-    env: { ...process.env, ...env },
+    env: childEnv(config, env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -70,7 +70,7 @@ await runScript(
       };
       // One warm-up audit, not counted: tsx's transform cache, and the cluster done with its own
       // work after the burst of creations (the root CA ConfigMap per namespace and the like).
-      const warm = await runAuditOnce(env, ["--out", join(work, "warm-up.json")]);
+      const warm = await runAuditOnce(config, env, ["--out", join(work, "warm-up.json")]);
       if (warm.code !== 0) throw new UsageError(`audit (warm-up) exited ${warm.code}:\n${redact(warm.output).slice(-3000)}`);
       const rows: string[] = [];
       for (const mode of ["static", "probe"] as const) {
@@ -78,7 +78,7 @@ await runScript(
         let last: AuditReport | undefined;
         for (let i = 0; i < runs; i++) {
           const out = join(work, `${mode}-${i}.json`);
-          const r = await runAuditOnce(env, [...(mode === "probe" ? ["--probe"] : []), "--out", out]);
+          const r = await runAuditOnce(config, env, [...(mode === "probe" ? ["--probe"] : []), "--out", out]);
           if (r.code !== 0) throw new UsageError(`audit (${mode}) exited ${r.code}:\n${redact(r.output).slice(-3000)}`);
           times.push(r.ms);
           last = JSON.parse(await readFile(out, "utf8")) as AuditReport;

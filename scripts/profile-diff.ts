@@ -1,8 +1,8 @@
 // npm run profile:diff: what changed between two profiles and which Vault configs it breaks.
-import { readFile, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { runScript } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
-import { diffExitCode, diffProfiles, formatDiff, parseProfile } from "../lib/gate/diff.ts";
+import { diffExitCode, diffProfiles, formatDiff, loadProfile } from "../lib/gate/diff.ts";
 
 await runScript(
   {
@@ -14,17 +14,7 @@ await runScript(
   },
   async (_config, parsed) => {
     if (parsed.positionals.length !== 2) throw new UsageError("profile:diff needs two profiles: BEFORE AFTER");
-    const [before, after] = await Promise.all(
-      parsed.positionals.map(async (p) => {
-        let text: string;
-        try {
-          text = await readFile(p, "utf8");
-        } catch (err) {
-          throw new UsageError(`cannot read profile ${p}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-        }
-        return parseProfile(text, p);
-      }),
-    );
+    const [before, after] = await Promise.all(parsed.positionals.map(loadProfile));
     const d = diffProfiles(before!, after!);
     process.stdout.write(formatDiff(d, "text"));
     const md = parsed.local["--markdown"];

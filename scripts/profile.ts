@@ -54,7 +54,7 @@ await runScript(
     await preflight(config);
     let target: StartedTarget | undefined;
     let info: TargetInfo;
-    const attached = process.env.VKC_TARGET_INFO;
+    const attached = config.targetInfoFile;
     if (attached) info = await readTargetInfo(attached);
     else {
       target = await startTarget(config);

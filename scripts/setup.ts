@@ -2,8 +2,9 @@
 // npm run conformance also do it on first use).
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
-import { provision, type Component } from "../lib/binaries/index.ts";
+import type { Component } from "../lib/binaries/index.ts";
 import { formatDuration } from "../lib/log.ts";
+import { kindCliFor, provisionComponents } from "../lib/providers/provision.ts";
 
 await runScript(
   {
@@ -18,14 +19,11 @@ await runScript(
   async (config, parsed) => {
     if (config.target === "kind") {
       // The kind target needs only the kind CLI of the node image's release (Docker is the user's).
-      const { loadKindPins, nodeImageFor } = await import("../lib/providers/kind-plan.ts");
-      const { resolveKind } = await import("../lib/binaries/kindcli.ts");
-      const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
-      const version = node.kind ?? loadKindPins().kind;
+      const cli = await kindCliFor(config, { install: true });
       const t0 = Date.now();
-      const kind = await resolveKind({ cacheDir: config.cacheDir, version, install: true });
+      const kind = (await cli.resolve())!;
       process.stdout.write(
-        `kind ${version} (${kind!.source}) ${kind!.path}, for ${node.image}\nprovisioned in ${formatDuration(Date.now() - t0)}\n`,
+        `kind ${cli.version} (${kind.source}) ${kind.path}, for ${cli.node.image}\nprovisioned in ${formatDuration(Date.now() - t0)}\n`,
       );
       return;
     }
@@ -37,13 +35,8 @@ await runScript(
     if (flavor !== "openbao") components.push("vault");
     if (flavor !== "vault") components.push("bao");
     const t0 = Date.now();
-    const bins = await provision(components, {
-      cacheDir: config.cacheDir,
-      overrides: config.overrides,
-      offline: config.offline,
-      noBuild: config.noBuild,
-      versions: config.vault.version ? { vault: config.vault.version } : {},
-    });
+    // --vault-version applies to HashiCorp Vault whatever the configured flavor (--flavor all).
+    const bins = await provisionComponents(config, components, { versions: config.vault.version ? { vault: config.vault.version } : {} });
     const rows = components
       .map((c) => bins[c]!)
       .map((b) => `${b.component.padEnd(24)} ${b.version.padEnd(8)} ${b.source.padEnd(18)} ${b.path}`);

@@ -18,7 +18,10 @@ await runScript(
     flags: COMMON_FLAGS,
   },
   async (config, parsed) => {
-    const explicitFlavor = process.env.VKC_FLAVOR !== undefined;
+    // One config per phase, from the script's environment (flags applied) plus what the phase
+    // changes; each run hands its config's environment to vitest and its workers.
+    const phase = (extra: Record<string, string>) => loadConfig({ ...config.env, ...extra });
+    const explicitFlavor = config.env.VKC_FLAVOR !== undefined;
     const flavors: Flavor[] = explicitFlavor ? [config.flavor] : ["vault", "openbao"];
     // Provision everything first, with progress, so a fresh machine shows what it builds.
     for (const flavor of flavors) await preflight({ ...config, flavor });
@@ -30,17 +33,18 @@ await runScript(
     // Unit and harness tests first, with no target up: the harness's scripts start their own, and
     // must not inherit anything of a target this process owns. Reports: <reports>/tests/.
     {
-      process.env.VKC_REPORTS_DIR = join(config.reportsDir, "tests");
-      const r = await runVitest(loadConfig(), ["unit", "harness"], parsed.positionals, { allowNoTests: parsed.positionals.length > 0 });
+      const cfg = phase({ VKC_REPORTS_DIR: join(config.reportsDir, "tests") });
+      const r = await runVitest(cfg, ["unit", "harness"], parsed.positionals, { allowNoTests: parsed.positionals.length > 0 });
       if (r.totals.passed + r.totals.failed + r.totals.skipped > 0) verdict(r, "unit, harness");
       else process.stdout.write("\nunit, harness: no test file matches the filter\n");
       add(r);
     }
     for (const [i, flavor] of flavors.entries()) {
-      process.env.VKC_FLAVOR = flavor;
-      process.env.VKC_REPORTS_DIR = join(config.reportsDir, flavor);
-      if (i > 0 && process.env.VKC_ISSUER === undefined) process.env.VKC_ISSUER = PROVIDER_STYLE_ISSUER;
-      const cfg = loadConfig();
+      const cfg = phase({
+        VKC_FLAVOR: flavor,
+        VKC_REPORTS_DIR: join(config.reportsDir, flavor),
+        ...(i > 0 && config.env.VKC_ISSUER === undefined ? { VKC_ISSUER: PROVIDER_STYLE_ISSUER } : {}),
+      });
       // The script owns each flavor's target; the conformance project attaches to it.
       const target = await startOwnedTarget(cfg, startTarget);
       let r;

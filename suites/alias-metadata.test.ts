@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { SuiteContext } from "../lib/vitest/suite.ts";
+import { describe, expect, inject } from "vitest";
+import { suiteTest } from "../lib/vitest/fixtures.ts";
+import { expectRefused } from "../lib/vitest/assert.ts";
+import type { SuiteContext } from "../lib/vitest/suite.ts";
 import { authConfigFor, login, writeAuthConfig, writeRole, type LoginData } from "../lib/auth-setup/steps.ts";
 import { expectationsFor } from "../lib/fixtures/expectations.ts";
 import { describeResponse, type VaultResponse } from "../lib/vault/client.ts";
@@ -13,23 +15,29 @@ import { waitFor } from "../lib/wait.ts";
  */
 const PREFIX = "vault.hashicorp.com/alias-metadata-";
 
-describe("ServiceAccount annotations as entity-alias metadata", () => {
-  const target = inject("target");
-  const supported = expectationsFor(target.flavor, target.vault.version).aliasMetadata === "supported";
-  let ctx: SuiteContext;
-  let exp: ReturnType<typeof expectationsFor>;
-  let mount: string;
-  let accessor: string;
-  let reviewerJwt: string;
-  let reviewer: { namespace: string; serviceAccount: string };
-  let ns: string;
-  let kv: string;
-  let policy: string;
-
-  const expectRejected = (res: VaultResponse, status: number, error: string) => {
-    expect(res.status, describeResponse(res)).toBe(status);
-    expect(res.body.errors?.join("\n")).toContain(error);
-  };
+const it = suiteTest("alias-metadata").extend("app", { scope: "file" }, async ({ ctx }) => {
+  const exp = expectationsFor(ctx.info.flavor, ctx.info.vault.version);
+  const { mount, reviewerJwt, reviewer } = await ctx.standardAuth();
+  const accessor: string = (await ctx.vault.must("GET", "sys/auth")).body.data[`${mount}/`].accessor;
+  const ns = await ctx.namespace("app");
+  await ctx.kube.createAnnotatedServiceAccount(ns, "payments", {
+    [`${PREFIX}team`]: "payments",
+    [`${PREFIX}env`]: "prod",
+    "example.com/other": "x",
+  });
+  await ctx.kube.createAnnotatedServiceAccount(ns, "reserved", { [`${PREFIX}service_account_name`]: "someone-else" });
+  await ctx.kube.createServiceAccount(ns, "plain");
+  const kv = await ctx.kv("kv", 1);
+  for (const team of ["payments", "billing"]) await ctx.vault.must("POST", `${kv}/${team}/config`, { team });
+  const policy = await ctx.policy(
+    "team",
+    `path "${kv}/{{identity.entity.aliases.${accessor}.metadata.team}}/*" { capabilities = ["read"] }`,
+  );
+  await writeRole(ctx.vault, mount, "team", {
+    bound_service_account_names: ["payments", "reserved", "plain"],
+    bound_service_account_namespaces: [ns],
+    token_policies: [policy],
+  });
   const aliasOf = async (res: VaultResponse<LoginData>) => {
     const entity = await ctx.vault.must("GET", `identity/entity/id/${res.body.auth!.entity_id}`);
     const aliases = entity.body.data.aliases as { mount_accessor: string; metadata: Record<string, string> | null }[];
@@ -45,61 +53,56 @@ describe("ServiceAccount annotations as entity-alias metadata", () => {
       name: reviewer.serviceAccount,
     });
   };
+  /** Logs in `sa` to role `team` with a fresh TokenRequest token. */
+  const loginAs = async (sa: string) => login(ctx.vault, mount, "team", await ctx.kube.requestToken(ns, sa));
+  return { exp, mount, reviewerJwt, ns, kv, aliasOf, grantServiceAccountReader, loginAs };
+});
 
-  beforeAll(async () => {
-    ctx = await SuiteContext.create("alias-metadata");
-    exp = expectationsFor(ctx.info.flavor, ctx.info.vault.version);
-    ({ mount, reviewerJwt, reviewer } = await ctx.standardAuth());
-    accessor = (await ctx.vault.must("GET", "sys/auth")).body.data[`${mount}/`].accessor;
-    ns = await ctx.namespace("app");
-    await ctx.kube.createAnnotatedServiceAccount(ns, "payments", {
-      [`${PREFIX}team`]: "payments",
-      [`${PREFIX}env`]: "prod",
-      "example.com/other": "x",
-    });
-    await ctx.kube.createAnnotatedServiceAccount(ns, "reserved", { [`${PREFIX}service_account_name`]: "someone-else" });
-    await ctx.kube.createServiceAccount(ns, "plain");
-    kv = await ctx.kv("kv", 1);
-    for (const team of ["payments", "billing"]) await ctx.vault.must("POST", `${kv}/${team}/config`, { team });
-    policy = await ctx.policy("team", `path "${kv}/{{identity.entity.aliases.${accessor}.metadata.team}}/*" { capabilities = ["read"] }`);
-    await writeRole(ctx.vault, mount, "team", {
-      bound_service_account_names: ["payments", "reserved", "plain"],
-      bound_service_account_namespaces: [ns],
-      token_policies: [policy],
-    });
-  });
-  afterAll(() => ctx?.cleanup());
+/** What the config needs for annotations as alias metadata. */
+const withAnnotations = (ctx: SuiteContext, reviewerJwt: string) =>
+  authConfigFor(ctx.info, reviewerJwt, { use_annotations_as_alias_metadata: true });
 
-  it("the config field: HashiCorp stores and reads back use_annotations_as_alias_metadata; OpenBao per expectations", async () => {
-    const res = await ctx.vault.write(
-      `auth/${mount}/config`,
-      authConfigFor(ctx.info, reviewerJwt, { use_annotations_as_alias_metadata: true }),
-    );
+describe("ServiceAccount annotations as entity-alias metadata", () => {
+  const target = inject("target");
+  const supported = expectationsFor(target.flavor, target.vault.version).aliasMetadata === "supported";
+
+  it("the config field: HashiCorp stores and reads back use_annotations_as_alias_metadata; OpenBao per expectations", async ({
+    ctx,
+    app: { exp, mount, reviewerJwt },
+  }) => {
+    const res = await ctx.vault.write(`auth/${mount}/config`, withAnnotations(ctx, reviewerJwt));
     expect(res.status, describeResponse(res)).toBe(204);
     const back = (await ctx.vault.read(`auth/${mount}/config`)).body.data;
     if (exp.aliasMetadata === "supported") expect(back.use_annotations_as_alias_metadata).toBe(true);
     else expect(back).not.toHaveProperty("use_annotations_as_alias_metadata");
   });
 
-  it("without the flag, annotations do not reach the alias (only the service account's own keys)", async () => {
+  it("without the flag, annotations do not reach the alias (only the service account's own keys)", async ({
+    ctx,
+    app: { mount, reviewerJwt, aliasOf, loginAs },
+  }) => {
     await writeAuthConfig(ctx.vault, mount, authConfigFor(ctx.info, reviewerJwt));
-    const res = await login(ctx.vault, mount, "team", await ctx.kube.requestToken(ns, "payments"));
+    const res = await loginAs("payments");
     expect(res.status, describeResponse(res)).toBe(200);
     const alias = await aliasOf(res);
     expect(Object.keys(alias.metadata ?? {})).not.toContain("team");
   });
 
   describe.runIf(supported)("HashiCorp: annotations become alias metadata", () => {
-    it("a reviewer without `get serviceaccounts` (auth-delegator only): the login fails and says why", async () => {
-      await writeAuthConfig(ctx.vault, mount, authConfigFor(ctx.info, reviewerJwt, { use_annotations_as_alias_metadata: true }));
-      const res = await login(ctx.vault, mount, "team", await ctx.kube.requestToken(ns, "payments"));
-      expect(res.status, describeResponse(res)).toBe(exp.aliasMetadataReviewerForbidden.status);
-      expect(res.body.errors?.join(" ")).toContain(exp.aliasMetadataReviewerForbidden.error);
+    it("a reviewer without `get serviceaccounts` (auth-delegator only): the login fails and says why", async ({
+      ctx,
+      app: { exp, mount, reviewerJwt, loginAs },
+    }) => {
+      await writeAuthConfig(ctx.vault, mount, withAnnotations(ctx, reviewerJwt));
+      expectRefused(await loginAs("payments"), exp.aliasMetadataReviewerForbidden.status, exp.aliasMetadataReviewerForbidden.error);
     });
 
-    it("with `get serviceaccounts`: the prefixed annotations are on the entity alias, other annotations are not", async () => {
+    it("with `get serviceaccounts`: the prefixed annotations are on the entity alias, other annotations are not", async ({
+      ctx,
+      app: { mount, reviewerJwt, ns, aliasOf, grantServiceAccountReader },
+    }) => {
       await grantServiceAccountReader();
-      await writeAuthConfig(ctx.vault, mount, authConfigFor(ctx.info, reviewerJwt, { use_annotations_as_alias_metadata: true }));
+      await writeAuthConfig(ctx.vault, mount, withAnnotations(ctx, reviewerJwt));
       const jwt = await ctx.kube.requestToken(ns, "payments");
       // RBAC reaches the apiserver's authorizer through an informer: poll briefly.
       const res = await waitFor(
@@ -125,37 +128,43 @@ describe("ServiceAccount annotations as entity-alias metadata", () => {
       );
     });
 
-    it("a templated policy on the alias metadata grants the annotated team's path (200) and denies another team's (403)", async () => {
-      const res = await login(ctx.vault, mount, "team", await ctx.kube.requestToken(ns, "payments"));
+    it("a templated policy on the alias metadata grants the annotated team's path (200) and denies another team's (403)", async ({
+      ctx,
+      app: { kv, loginAs },
+    }) => {
+      const res = await loginAs("payments");
       expect(res.status, describeResponse(res)).toBe(200);
       const client = ctx.vault.withToken(res.body.auth!.client_token);
       const mine = await client.read(`${kv}/payments/config`);
       expect(mine.status, describeResponse(mine)).toBe(200);
       expect(mine.body.data).toEqual({ team: "payments" });
-      expectRejected(await client.read(`${kv}/billing/config`), 403, "permission denied");
+      expectRefused(await client.read(`${kv}/billing/config`), 403, "permission denied");
     });
 
-    it("a service account without the annotations gets nothing from the templated policy (403)", async () => {
-      const res = await login(ctx.vault, mount, "team", await ctx.kube.requestToken(ns, "plain"));
+    it("a service account without the annotations gets nothing from the templated policy (403)", async ({ ctx, app: { kv, loginAs } }) => {
+      const res = await loginAs("plain");
       expect(res.status, describeResponse(res)).toBe(200);
       const client = ctx.vault.withToken(res.body.auth!.client_token);
-      expectRejected(await client.read(`${kv}/payments/config`), 403, "permission denied");
+      expectRefused(await client.read(`${kv}/payments/config`), 403, "permission denied");
     });
 
-    it("an annotation naming a reserved key (service_account_name) fails the login (400)", async () => {
-      const res = await login(ctx.vault, mount, "team", await ctx.kube.requestToken(ns, "reserved"));
-      expectRejected(res, 400, "entity alias metadata keys for only internal use found");
+    it("an annotation naming a reserved key (service_account_name) fails the login (400)", async ({ app: { loginAs } }) => {
+      const res = await loginAs("reserved");
+      expectRefused(res, 400, "entity alias metadata keys for only internal use found");
       expect(res.body.errors?.join(" ")).toContain("service_account_name");
     });
   });
 
   describe.runIf(!supported)("OpenBao: no alias metadata from annotations", () => {
-    it("with the field written, the annotations still do not reach the alias, and templated paths stay denied (403)", async () => {
-      await ctx.vault.write(`auth/${mount}/config`, authConfigFor(ctx.info, reviewerJwt, { use_annotations_as_alias_metadata: true }));
-      const res = await login(ctx.vault, mount, "team", await ctx.kube.requestToken(ns, "payments"));
+    it("with the field written, the annotations still do not reach the alias, and templated paths stay denied (403)", async ({
+      ctx,
+      app: { mount, reviewerJwt, kv, aliasOf, loginAs },
+    }) => {
+      await ctx.vault.write(`auth/${mount}/config`, withAnnotations(ctx, reviewerJwt));
+      const res = await loginAs("payments");
       expect(res.status, describeResponse(res)).toBe(200);
       expect(Object.keys((await aliasOf(res)).metadata ?? {})).not.toContain("team");
-      expectRejected(await ctx.vault.withToken(res.body.auth!.client_token).read(`${kv}/payments/config`), 403, "permission denied");
+      expectRefused(await ctx.vault.withToken(res.body.auth!.client_token).read(`${kv}/payments/config`), 403, "permission denied");
     });
   });
 });

@@ -1,25 +1,17 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { SuiteContext } from "../lib/vitest/suite.ts";
-import { describeResponse } from "../lib/vault/client.ts";
+import { describe, expect, inject } from "vitest";
+import { suiteTest } from "../lib/vitest/fixtures.ts";
+import { expectRefused } from "../lib/vitest/assert.ts";
 import { authConfigFor, reviewerJwt } from "../lib/auth-setup/steps.ts";
 import { expectationsFor } from "../lib/fixtures/expectations.ts";
 
+type Expectations = ReturnType<typeof expectationsFor>;
+
 // What Vault refuses to store (400 with a reason) and how it stores what it accepts.
-describe("config and role validation", () => {
-  let ctx: SuiteContext;
-  let mount: string;
-  let jwt: string;
-  let exp: ReturnType<typeof expectationsFor>;
-
-  beforeAll(async () => {
-    ctx = await SuiteContext.create("config-validation");
-    exp = expectationsFor(ctx.info.flavor, ctx.info.vault.version);
-    const ns = await ctx.namespace("rev");
-    jwt = await reviewerJwt(ctx.kube, await ctx.reviewer(ns));
-    mount = await ctx.mount();
-  });
-  afterAll(() => ctx?.cleanup());
-
+const it = suiteTest("config-validation").extend("app", { scope: "file" }, async ({ ctx }) => {
+  const exp = expectationsFor(ctx.info.flavor, ctx.info.vault.version);
+  const ns = await ctx.namespace("rev");
+  const jwt = await reviewerJwt(ctx.kube, await ctx.reviewer(ns));
+  const mount = await ctx.mount();
   /** A role write succeeds: 204, or 200 with the missing-audience warning where the flavor gives one. */
   const roleWritten = (res: { status: number; body: { warnings?: string[] } }, hasAudience = false) => {
     if (exp.noAudienceWarning && !hasAudience) {
@@ -29,29 +21,29 @@ describe("config and role validation", () => {
       expect(res.status).toBe(204);
     }
   };
-  const rejected = (res: { status: number; body: { errors?: string[] } }, error: string) => {
-    expect(res.status, describeResponse(res)).toBe(400);
-    expect(res.body.errors?.join(" ")).toContain(error);
-  };
+  return { exp, jwt, mount, roleWritten };
+});
+const rejected = (res: { status: number; body: { errors?: string[] } }, error: string) => expectRefused(res, 400, error);
 
+describe("config and role validation", () => {
   describe("auth config", () => {
-    it("refuses a config without kubernetes_host (400 no host provided)", async () => {
+    it("refuses a config without kubernetes_host (400 no host provided)", async ({ ctx, app: { mount } }) => {
       rejected(await ctx.vault.write(`auth/${mount}/config`, { kubernetes_ca_cert: ctx.info.kube.caCertForVault }), "no host provided");
     });
 
     // Only where Vault is known to run outside a pod; inside one, the pod's CA is there to read.
     it.runIf(inject("target").vault.outsideCluster)(
       "refuses, outside a pod, a config that would read the pod's CA (400 naming serviceaccount/ca.crt)",
-      async () => {
+      async ({ ctx, app: { mount } }) => {
         rejected(await ctx.vault.write(`auth/${mount}/config`, { kubernetes_host: ctx.info.kube.hostForVault }), "serviceaccount/ca.crt");
       },
     );
 
-    it("refuses pem_keys that hold no public key (400)", async () => {
+    it("refuses pem_keys that hold no public key (400)", async ({ ctx, app: { exp, jwt, mount } }) => {
       rejected(await ctx.vault.write(`auth/${mount}/config`, { ...authConfigFor(ctx.info, jwt), pem_keys: ["not a key"] }), exp.badPemKeys);
     });
 
-    it("garbage kubernetes_ca_cert: per flavor, refused (400) or stored as given", async () => {
+    it("garbage kubernetes_ca_cert: per flavor, refused (400) or stored as given", async ({ ctx, app: { exp, jwt, mount } }) => {
       const res = await ctx.vault.write(`auth/${mount}/config`, {
         ...authConfigFor(ctx.info, jwt),
         kubernetes_ca_cert: "not a certificate",
@@ -60,7 +52,7 @@ describe("config and role validation", () => {
       else expect(res.status).toBe(204);
     });
 
-    it("never returns token_reviewer_jwt on read; reports token_reviewer_jwt_set instead", async () => {
+    it("never returns token_reviewer_jwt on read; reports token_reviewer_jwt_set instead", async ({ ctx, app: { jwt, mount } }) => {
       await ctx.vault.must("POST", `auth/${mount}/config`, authConfigFor(ctx.info, jwt));
       const res = await ctx.vault.read(`auth/${mount}/config`);
       expect(res.status).toBe(200);
@@ -73,7 +65,10 @@ describe("config and role validation", () => {
       expect(res.text).not.toContain(jwt);
     });
 
-    it("replaces the whole config on every write (no merge): a second write without issuer clears it", async () => {
+    it("replaces the whole config on every write (no merge): a second write without issuer clears it", async ({
+      ctx,
+      app: { jwt, mount },
+    }) => {
       await ctx.vault.must("POST", `auth/${mount}/config`, authConfigFor(ctx.info, jwt, { issuer: "https://first.example" }));
       expect((await ctx.vault.read(`auth/${mount}/config`)).body.data.issuer).toBe("https://first.example");
       await ctx.vault.must("POST", `auth/${mount}/config`, authConfigFor(ctx.info, undefined));
@@ -84,7 +79,7 @@ describe("config and role validation", () => {
 
   describe("roles", () => {
     const ok = () => ({ bound_service_account_names: ["app"], bound_service_account_namespaces: ["app"] });
-    const cases: { name: string; body: Record<string, unknown>; error: () => string }[] = [
+    const cases: { name: string; body: Record<string, unknown>; error: (exp: Expectations) => string }[] = [
       {
         name: "no bound_service_account_names",
         body: { bound_service_account_namespaces: ["app"] },
@@ -93,7 +88,7 @@ describe("config and role validation", () => {
       {
         name: "no namespaces and no namespace selector",
         body: { bound_service_account_names: ["app"] },
-        error: () => exp.roleNeedsNamespaces,
+        error: (exp) => exp.roleNeedsNamespaces,
       },
       {
         name: `"*" mixed with names`,
@@ -105,14 +100,14 @@ describe("config and role validation", () => {
         body: { bound_service_account_names: ["app"], bound_service_account_namespaces: ["*", "app"] },
         error: () => `can not mix "*" with values`,
       },
-      { name: "an unknown alias_name_source", body: { ...ok(), alias_name_source: "pod_name" }, error: () => exp.badAliasSource },
-      { name: "token_ttl above token_max_ttl", body: { ...ok(), token_ttl: "2h", token_max_ttl: "1h" }, error: () => exp.ttlAboveMax },
+      { name: "an unknown alias_name_source", body: { ...ok(), alias_name_source: "pod_name" }, error: (exp) => exp.badAliasSource },
+      { name: "token_ttl above token_max_ttl", body: { ...ok(), token_ttl: "2h", token_max_ttl: "1h" }, error: (exp) => exp.ttlAboveMax },
     ];
-    it.each(cases)("refuses a role with $name (400)", async ({ body, error }) => {
-      rejected(await ctx.vault.write(`auth/${mount}/role/${ctx.name("bad")}`, body), error());
+    it.for(cases)("refuses a role with $name (400)", async ({ body, error }, { ctx, app: { exp, mount } }) => {
+      rejected(await ctx.vault.write(`auth/${mount}/role/${ctx.name("bad")}`, body), error(exp));
     });
 
-    it("accepts a namespace selector instead of namespaces and reads it back", async () => {
+    it("accepts a namespace selector instead of namespaces and reads it back", async ({ ctx, app: { mount, roleWritten } }) => {
       const selector = '{"matchLabels":{"team":"a"}}';
       const role = ctx.name("sel");
       roleWritten(
@@ -125,7 +120,7 @@ describe("config and role validation", () => {
       expect(res.body.data).toMatchObject({ bound_service_account_names: ["app"], bound_service_account_namespace_selector: selector });
     });
 
-    it("stores role names lower-case", async () => {
+    it("stores role names lower-case", async ({ ctx, app: { mount, roleWritten } }) => {
       const role = `Mixed-${ctx.tag}`;
       roleWritten(await ctx.vault.write(`auth/${mount}/role/${role}`, ok()));
       const list = await ctx.vault.list(`auth/${mount}/role`);
@@ -134,7 +129,7 @@ describe("config and role validation", () => {
       expect(list.body.data.keys).not.toContain(role);
     });
 
-    it("reads a role back with its bindings, policies, TTLs and the default alias source", async () => {
+    it("reads a role back with its bindings, policies, TTLs and the default alias source", async ({ ctx, app: { mount, roleWritten } }) => {
       const role = ctx.name("full");
       roleWritten(
         await ctx.vault.write(`auth/${mount}/role/${role}`, {

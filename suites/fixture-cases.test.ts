@@ -1,11 +1,14 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
+import { basename } from "node:path";
 import { AccessProbe, capabilityMap, identityContinuity, type ProbeDeps } from "../lib/access/probe.ts";
 import { asList } from "../lib/access/match.ts";
 import "../lib/access/report.ts";
 import { loadCases, mapPath, substitute, type CaseFile, type LoginIntent } from "../lib/fixtures/cases.ts";
 import { type Expect } from "../lib/fixtures/cases.ts";
 import { expectationsFor } from "../lib/fixtures/expectations.ts";
-import { SuiteContext } from "../lib/vitest/suite.ts";
+import type { SuiteContext } from "../lib/vitest/suite.ts";
+import { describeContext } from "../lib/vitest/fixtures.ts";
+import { expectRefused } from "../lib/vitest/assert.ts";
 import { login, policyFromFixtures, rebasePolicy, runMark, writeRole } from "../lib/auth-setup/steps.ts";
 import { waitFor } from "../lib/wait.ts";
 import { describeResponse, type VaultClient, type VaultResponse } from "../lib/vault/client.ts";
@@ -15,8 +18,8 @@ import { describeResponse, type VaultClient, type VaultResponse } from "../lib/v
 const cases = loadCases(inject("fixturesDir"));
 
 function expectOutcome(res: VaultResponse, e: Expect) {
-  expect(res.status, describeResponse(res)).toBe(e.status);
-  if (e.error) expect(res.body?.errors?.join(" ")).toContain(e.error);
+  if (e.error) expectRefused(res, e.status, e.error);
+  else expect(res.status, describeResponse(res)).toBe(e.status);
   if (e.policies) expect([...(res.body?.auth?.policies ?? [])].sort()).toEqual([...e.policies].sort());
   if (e.data) expect(res.body?.data).toEqual(e.data);
   if (e.maxLeaseSeconds !== undefined) expect(res.body?.auth?.lease_duration, "token lease (s)").toBeLessThanOrEqual(e.maxLeaseSeconds);
@@ -65,7 +68,22 @@ function identityRows(c: CaseFile): string[] {
   );
 }
 
-describe.each(cases)("$name ($file)", (c) => {
+// Titles are case ids in results.json (compared across runs and machines by results:diff): built
+// here in full, never truncated, with the case file's name rather than its absolute path, and
+// unique within a case (two logins of one identity differ by namespace or audience).
+function titled<T>(items: T[], title: (item: T) => string): [string, T][] {
+  const seen = new Map<string, number>();
+  return items.map((item) => {
+    const t = title(item);
+    const n = (seen.get(t) ?? 0) + 1;
+    seen.set(t, n);
+    return [n === 1 ? t : `${t} (#${n})`, item];
+  });
+}
+const loginTitle = (l: NonNullable<CaseFile["logins"]>[number]) =>
+  `login ${l.namespace === "other" ? "other/" : ""}${l.serviceAccount}${l.audiences ? ` (aud ${l.audiences.join(",")})` : ""} as role ${l.role} -> ${l.expect.status}`;
+
+describe.for(titled(cases, (c) => `${c.name} (${basename(c.file)})`))("%s", ([, c]) => {
   let ctx: SuiteContext;
   let mount: string;
   let ns: string;
@@ -81,8 +99,9 @@ describe.each(cases)("$name ($file)", (c) => {
   let probe: AccessProbe;
   let deps: ProbeDeps;
 
-  beforeAll(async () => {
-    ctx = await SuiteContext.create("cases");
+  // One context per case, not per file: each case restores Vault's `default` policy when it ends.
+  describeContext("cases", async (context) => {
+    ctx = context;
     let reviewer;
     ({ mount, reviewer } = await ctx.standardAuth({ config: c.authConfig, bind: c.reviewer?.bind }));
     if (c.reviewer?.readNamespaces) await grantNamespaceRead(ctx, reviewer.namespace, reviewer.serviceAccount);
@@ -137,11 +156,10 @@ describe.each(cases)("$name ($file)", (c) => {
     };
     probe = new AccessProbe(deps);
   });
-  afterAll(() => ctx?.cleanup());
 
   const policyOf = (p: string) => policyNames[p] ?? p;
 
-  it.each(c.logins ?? [])("login $serviceAccount as role $role -> $expect.status", async (l) => {
+  it.for(titled(c.logins ?? [], loginTitle))("%s", async ([, l]) => {
     const jwt = await ctx.kube.requestToken(l.namespace === "other" ? other! : ns, l.serviceAccount, { audiences: l.audiences });
     const res = await login(ctx.vault, mount, roleNames[l.role], jwt);
     expectOutcome(res, { ...l.expect, policies: l.expect.policies?.map(policyOf) });
@@ -152,7 +170,7 @@ describe.each(cases)("$name ($file)", (c) => {
     }
   });
 
-  it.each(c.requests ?? [])("$method $path as $as -> $expect.status", async (r) => {
+  it.for(titled(c.requests ?? [], (r) => `${r.method} ${r.path} as ${r.as} -> ${r.expect.status}`))("%s", async ([, r]) => {
     const client = tokens[r.as];
     expect(client, `no successful login for role ${r.as} earlier in this case`).toBeDefined();
     expectOutcome(await client!.request(r.method, mapPath(r.path, mounts), r.body), r.expect);

@@ -2,12 +2,12 @@ import { createPrivateKey, createPublicKey, randomUUID } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { decodeJwt, SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { kubernetesKeyId } from "../lib/gate/profile.ts";
 import { ISSUER_MODES, issuerSettingsFor, predictLogin, type IssuerSettings } from "../lib/gate/predict.ts";
 import type { IssuerMode } from "../lib/gate/types.ts";
 import { registerSecret } from "../lib/redact.ts";
-import { SuiteContext } from "../lib/vitest/suite.ts";
+import { suiteTest } from "../lib/vitest/fixtures.ts";
 import { authConfigFor, login, writeAuthConfig, writeRole } from "../lib/auth-setup/steps.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 
@@ -30,48 +30,42 @@ interface Cell {
   predicted: { status: number; error?: string };
 }
 
-describe("issuer matrix: Vault issuer modes x token kinds", () => {
-  let ctx: SuiteContext;
-  let mount: string;
-  let reviewerJwt: string;
-  let ns: string;
-  let discovered: string;
+const it = suiteTest("matrix").extend("app", { scope: "file" }, async ({ ctx }, { onCleanup }) => {
+  const { mount, reviewerJwt } = await ctx.standardAuth();
+  const ns = await ctx.namespace("app");
+  const uid = await ctx.kube.createServiceAccount(ns, "app");
+  await writeRole(ctx.vault, mount, "app", { bound_service_account_names: ["app"], bound_service_account_namespaces: [ns] });
+  const bound = await ctx.kube.requestToken(ns, "app");
+  const discovered = String(decodeJwt(bound).iss);
   const tokens: { kind: string; jwt: string }[] = [];
+  tokens.push({ kind: "bound", jwt: bound });
+  tokens.push({ kind: "legacy", jwt: (await ctx.kube.legacyToken(ns, "app")).token });
+  const prev = ctx.info.persona?.previousIssuer;
+  const keyFile = ctx.info.kube.saSigningKeyFile;
+  if (prev && prev !== discovered && ctx.info.kube.issuers.includes(prev) && keyFile) {
+    tokens.push({ kind: "pre-migration", jwt: await preMigrationToken(keyFile, prev, ns, "app", uid) });
+  }
   const cells: Cell[] = [];
-
-  beforeAll(async () => {
-    ctx = await SuiteContext.create("matrix");
-    ({ mount, reviewerJwt } = await ctx.standardAuth());
-    ns = await ctx.namespace("app");
-    const uid = await ctx.kube.createServiceAccount(ns, "app");
-    await writeRole(ctx.vault, mount, "app", { bound_service_account_names: ["app"], bound_service_account_namespaces: [ns] });
-    const bound = await ctx.kube.requestToken(ns, "app");
-    discovered = String(decodeJwt(bound).iss);
-    tokens.push({ kind: "bound", jwt: bound });
-    tokens.push({ kind: "legacy", jwt: (await ctx.kube.legacyToken(ns, "app")).token });
-    const prev = ctx.info.persona?.previousIssuer;
-    const keyFile = ctx.info.kube.saSigningKeyFile;
-    if (prev && prev !== discovered && ctx.info.kube.issuers.includes(prev) && keyFile) {
-      tokens.push({ kind: "pre-migration", jwt: await preMigrationToken(keyFile, prev, ns, "app", uid) });
-    }
+  // The observed cells, for `npm run matrix`: written when the file ends, before the context's teardown.
+  onCleanup(async () => {
+    if (!cells.length) return;
+    const out = {
+      persona: ctx.info.persona?.name ?? "(none)",
+      flavor: ctx.info.flavor,
+      versions: ctx.info.versions,
+      issuers: ctx.info.kube.issuers,
+      discovered,
+      cells,
+    };
+    await mkdir(ctx.info.artifactsDir, { recursive: true });
+    await writeFile(join(ctx.info.artifactsDir, "issuer-matrix.json"), JSON.stringify(out, null, 2));
   });
-  afterAll(async () => {
-    if (ctx && cells.length) {
-      const out = {
-        persona: ctx.info.persona?.name ?? "(none)",
-        flavor: ctx.info.flavor,
-        versions: ctx.info.versions,
-        issuers: ctx.info.kube.issuers,
-        discovered,
-        cells,
-      };
-      await mkdir(ctx.info.artifactsDir, { recursive: true });
-      await writeFile(join(ctx.info.artifactsDir, "issuer-matrix.json"), JSON.stringify(out, null, 2));
-    }
-    await ctx?.cleanup();
-  });
+  return { mount, reviewerJwt, ns, discovered, tokens, cells };
+});
 
-  it.each(ISSUER_MODES)("issuer mode %s: every kind of token gets the answer the prediction rules give", async (mode) => {
+describe("issuer matrix: Vault issuer modes x token kinds", () => {
+  it.for(ISSUER_MODES)("issuer mode %s: every kind of token gets the answer the prediction rules give", async (mode, { ctx, app }) => {
+    const { mount, reviewerJwt, ns, discovered, tokens, cells } = app;
     const settings = issuerSettingsFor(mode, { discovered, preUpgrade: ctx.info.persona?.previousIssuer });
     await writeAuthConfig(ctx.vault, mount, authConfigFor(ctx.info, reviewerJwt, settings));
     const cfg = (await ctx.vault.must("GET", `auth/${mount}/config`)).body.data;

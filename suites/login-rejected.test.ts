@@ -1,100 +1,80 @@
 import { decodeJwt, generateKeyPair, SignJWT } from "jose";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { SuiteContext } from "../lib/vitest/suite.ts";
+import { describe, expect, inject } from "vitest";
+import { suiteTest } from "../lib/vitest/fixtures.ts";
+import { expectRefused, refusedWithFreshToken, siblings } from "../lib/vitest/assert.ts";
 import { describeResponse } from "../lib/vault/client.ts";
 import { login, writeRole } from "../lib/auth-setup/steps.ts";
 import { expectationsFor } from "../lib/fixtures/expectations.ts";
+import type { SuiteContext } from "../lib/vitest/suite.ts";
 import { waitFor } from "../lib/wait.ts";
 
 // Logins that must be refused, each with its status AND the error Vault gives. The order of
 // Vault's checks is part of the contract (BEHAVIOR.md: name before namespace since plugin 0.18).
+const it = suiteTest("login-rejected").extend("app", { scope: "file" }, async ({ ctx }) => {
+  const { mount } = await ctx.standardAuth();
+  const ns = await ctx.namespace("app");
+  const otherNs = await ctx.namespace("other");
+  for (const sa of ["app", "intruder"]) await ctx.kube.createServiceAccount(ns, sa);
+  for (const sa of ["app", "intruder"]) await ctx.kube.createServiceAccount(otherNs, sa);
+  const bound = { bound_service_account_names: ["app"], bound_service_account_namespaces: [ns], token_ttl: "10m" };
+  await writeRole(ctx.vault, mount, "app", bound);
+  await writeRole(ctx.vault, mount, "aud", { ...bound, audience: "vault" });
+  await writeRole(ctx.vault, mount, "cidr", { ...bound, token_bound_cidrs: ["10.255.0.0/16"] });
+  return { mount, ns, otherNs };
+});
+type App = { mount: string; ns: string; otherNs: string };
+
+const expectAccepted = (res: Awaited<ReturnType<typeof login>>, serviceAccount: string) => {
+  expect(res.status, describeResponse(res)).toBe(200);
+  expect(res.body.auth?.metadata.service_account_name).toBe(serviceAccount);
+  return res.body.auth!;
+};
+
+async function forge(claims: Record<string, unknown>): Promise<string> {
+  const { privateKey } = await generateKeyPair("RS256");
+  return new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "foreign" }).sign(privateKey);
+}
+
 describe("login rejected", () => {
-  let ctx: SuiteContext;
-  let mount: string;
-  let ns: string;
-  let otherNs: string;
-  /**
-   * kube-apiserver caches a token's successful authentication for 10 s, but only a token it has
-   * authenticated: the cases below prove that a token works with one token and the refusal with
-   * siblings (same ServiceAccount or Pod), minted before the change and never presented. The
-   * apiserver's informer may still hold the deleted object for a moment, and a stale success would
-   * be cached too, so each attempt takes a fresh sibling; bounded by their number (not ~10 s).
-   */
-  const SIBLINGS = 8;
-  const siblings = async (mint: () => Promise<string>) => {
-    const out: string[] = [];
-    for (let i = 0; i < SIBLINGS; i++) out.push(await mint());
-    return out;
-  };
-  const refusedWithFreshToken = (fresh: string[], attempt: (jwt: string) => ReturnType<typeof login>, what: string) => {
-    const left = [...fresh];
-    return waitFor(
-      async () => {
-        const jwt = left.shift();
-        if (!jwt) throw new Error(`all ${fresh.length} never-presented tokens were accepted`);
-        const r = await attempt(jwt);
-        return r.status === 200 ? undefined : r;
-      },
-      { what: `Vault refuses ${what}`, timeoutMs: (fresh.length - 1) * 300, intervalMs: 300 },
-    );
-  };
-  const expectRejected = (res: { status: number; body: { errors?: string[] } }, status: number, error: string) => {
-    expect(res.status, describeResponse(res)).toBe(status);
-    expect(res.body.errors?.join("\n")).toContain(error);
-  };
-  const expectAccepted = (res: Awaited<ReturnType<typeof login>>, serviceAccount: string) => {
-    expect(res.status, describeResponse(res)).toBe(200);
-    expect(res.body.auth?.metadata.service_account_name).toBe(serviceAccount);
-    return res.body.auth!;
-  };
-
-  beforeAll(async () => {
-    ctx = await SuiteContext.create("login-rejected");
-    ({ mount } = await ctx.standardAuth());
-    ns = await ctx.namespace("app");
-    otherNs = await ctx.namespace("other");
-    for (const sa of ["app", "intruder"]) await ctx.kube.createServiceAccount(ns, sa);
-    for (const sa of ["app", "intruder"]) await ctx.kube.createServiceAccount(otherNs, sa);
-    const bound = { bound_service_account_names: ["app"], bound_service_account_namespaces: [ns], token_ttl: "10m" };
-    await writeRole(ctx.vault, mount, "app", bound);
-    await writeRole(ctx.vault, mount, "aud", { ...bound, audience: "vault" });
-    await writeRole(ctx.vault, mount, "cidr", { ...bound, token_bound_cidrs: ["10.255.0.0/16"] });
-  });
-  afterAll(() => ctx?.cleanup());
-
-  const table: { name: string; role: string | undefined; jwt: () => Promise<string | undefined>; status: number; error: () => string }[] = [
+  const table: {
+    name: string;
+    role: string | undefined;
+    jwt: (ctx: SuiteContext, app: App) => Promise<string | undefined>;
+    status: number;
+    error: (ctx: SuiteContext) => string;
+  }[] = [
     {
       name: "a service account whose name the role does not bind",
       role: "app",
-      jwt: () => ctx.kube.requestToken(ns, "intruder"),
+      jwt: (ctx, { ns }) => ctx.kube.requestToken(ns, "intruder"),
       status: 403,
       error: () => "service account name not authorized",
     },
     {
       name: "a bound name in a namespace the role does not bind",
       role: "app",
-      jwt: () => ctx.kube.requestToken(otherNs, "app"),
+      jwt: (ctx, { otherNs }) => ctx.kube.requestToken(otherNs, "app"),
       status: 403,
       error: () => "namespace not authorized",
     },
     {
       name: "neither name nor namespace bound (the name is checked first)",
       role: "app",
-      jwt: () => ctx.kube.requestToken(otherNs, "intruder"),
+      jwt: (ctx, { otherNs }) => ctx.kube.requestToken(otherNs, "intruder"),
       status: 403,
       error: () => "service account name not authorized",
     },
     {
       name: "an unknown role",
       role: "no-such-role",
-      jwt: () => ctx.kube.requestToken(ns, "app"),
+      jwt: (ctx, { ns }) => ctx.kube.requestToken(ns, "app"),
       status: 400,
       error: () => `invalid role name "no-such-role"`,
     },
     {
       name: "a request without role",
       role: undefined,
-      jwt: () => ctx.kube.requestToken(ns, "app"),
+      jwt: (ctx, { ns }) => ctx.kube.requestToken(ns, "app"),
       status: 400,
       error: () => "missing role",
     },
@@ -104,46 +84,44 @@ describe("login rejected", () => {
       role: "app",
       jwt: async () => "not.a-jwt",
       status: 403,
-      error: () => expectationsFor(ctx.info.flavor, ctx.info.vault.version).malformedJwt.error,
+      error: (ctx) => expectationsFor(ctx.info.flavor, ctx.info.vault.version).malformedJwt.error,
     },
     {
       name: "a token whose audience is not the role's audience",
       role: "aud",
-      jwt: () => ctx.kube.requestToken(ns, "app"),
+      jwt: (ctx, { ns }) => ctx.kube.requestToken(ns, "app"),
       status: 403,
       error: () => "invalid audience (aud) claim",
     },
     {
       name: "a caller outside the role's token_bound_cidrs",
       role: "cidr",
-      jwt: () => ctx.kube.requestToken(ns, "app"),
+      jwt: (ctx, { ns }) => ctx.kube.requestToken(ns, "app"),
       status: 403,
-      error: () => expectationsFor(ctx.info.flavor, ctx.info.vault.version).cidrRejected.error,
+      error: (ctx) => expectationsFor(ctx.info.flavor, ctx.info.vault.version).cidrRejected.error,
     },
   ];
 
-  it.each(table)("rejects $name ($status)", async (c) => {
-    expectRejected(await login(ctx.vault, mount, c.role, await c.jwt()), c.status, c.error());
+  it.for(table)("rejects $name ($status)", async (c, { ctx, app }) => {
+    expectRefused(await login(ctx.vault, app.mount, c.role, await c.jwt(ctx, app)), c.status, c.error(ctx));
   });
 
-  async function forge(claims: Record<string, unknown>): Promise<string> {
-    const { privateKey } = await generateKeyPair("RS256");
-    return new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid: "foreign" }).sign(privateKey);
-  }
-
-  it("rejects a JWT with the right claims signed by a foreign key (TokenReview says no: 403 permission denied)", async () => {
+  it("rejects a JWT with the right claims signed by a foreign key (TokenReview says no: 403 permission denied)", async ({
+    ctx,
+    app: { mount, ns },
+  }) => {
     const real = decodeJwt(await ctx.kube.requestToken(ns, "app"));
-    expectRejected(await login(ctx.vault, mount, "app", await forge(real)), 403, "permission denied");
+    expectRefused(await login(ctx.vault, mount, "app", await forge(real)), 403, "permission denied");
   });
 
-  it("rejects an expired token before asking Kubernetes (403, exp claim)", async () => {
+  it("rejects an expired token before asking Kubernetes (403, exp claim)", async ({ ctx, app: { mount, ns } }) => {
     const now = Math.floor(Date.now() / 1000);
     const real = decodeJwt(await ctx.kube.requestToken(ns, "app"));
     const expired = await forge({ ...real, iat: now - 7200, nbf: now - 7200, exp: now - 3600 });
-    expectRejected(await login(ctx.vault, mount, "app", expired), 403, "invalid expiration time (exp) claim: token is expired");
+    expectRefused(await login(ctx.vault, mount, "app", expired), 403, "invalid expiration time (exp) claim: token is expired");
   });
 
-  it("rejects the token of a deleted service account (403 permission denied)", async () => {
+  it("rejects the token of a deleted service account (403 permission denied)", async ({ ctx, app: { mount, ns } }) => {
     await ctx.kube.createServiceAccount(ns, "short-lived");
     await writeRole(ctx.vault, mount, "short-lived", {
       bound_service_account_names: ["short-lived"],
@@ -154,14 +132,17 @@ describe("login rejected", () => {
     const fresh = await siblings(mint);
     expectAccepted(await login(ctx.vault, mount, "short-lived", used), "short-lived");
     await ctx.kube.deleteServiceAccount(ns, "short-lived");
-    expectRejected(
+    expectRefused(
       await refusedWithFreshToken(fresh, (jwt) => login(ctx.vault, mount, "short-lived", jwt), "a token of the deleted ServiceAccount"),
       403,
       "permission denied",
     );
   });
 
-  it("after a service account is deleted and recreated: the old token is refused, a new token logs in with the new UID", async () => {
+  it("after a service account is deleted and recreated: the old token is refused, a new token logs in with the new UID", async ({
+    ctx,
+    app: { mount, ns },
+  }) => {
     await ctx.kube.createServiceAccount(ns, "reborn");
     await writeRole(ctx.vault, mount, "reborn", { bound_service_account_names: ["reborn"], bound_service_account_namespaces: [ns] });
     const oldUid = await ctx.kube.serviceAccountUid(ns, "reborn");
@@ -172,7 +153,7 @@ describe("login rejected", () => {
     await ctx.kube.deleteServiceAccount(ns, "reborn");
     const newUid = await ctx.kube.createServiceAccount(ns, "reborn");
     expect(newUid).not.toBe(oldUid);
-    expectRejected(
+    expectRefused(
       await refusedWithFreshToken(fresh, (jwt) => login(ctx.vault, mount, "reborn", jwt), "an old token of a recreated ServiceAccount"),
       403,
       "permission denied",
@@ -189,14 +170,14 @@ describe("login rejected", () => {
     expect(expectAccepted(ok, "reborn").metadata.service_account_uid).toBe(newUid);
   });
 
-  it("rejects a token bound to a Pod once the Pod is deleted (403 permission denied)", async () => {
+  it("rejects a token bound to a Pod once the Pod is deleted (403 permission denied)", async ({ ctx, app: { mount, ns } }) => {
     const pod = await ctx.kube.createPod(ns, ctx.name("pod"), "app");
     const mint = () => ctx.kube.requestToken(ns, "app", { boundPod: pod });
     const used = await mint();
     const fresh = await siblings(mint);
     expectAccepted(await login(ctx.vault, mount, "app", used), "app");
     await ctx.kube.deletePod(ns, pod.name);
-    expectRejected(
+    expectRefused(
       await refusedWithFreshToken(fresh, (jwt) => login(ctx.vault, mount, "app", jwt), "a token bound to the deleted Pod"),
       403,
       "permission denied",
@@ -206,7 +187,7 @@ describe("login rejected", () => {
   it.runIf(inject("slow"))(
     "kube-apiserver's 10 s token cache: a token it accepted still logs in right after its Pod is deleted, then is refused (403) within ~10 s (slow; VKC_SLOW=1)",
     { timeout: 60_000 },
-    async () => {
+    async ({ ctx, app: { mount, ns } }) => {
       const pod = await ctx.kube.createPod(ns, ctx.name("pod"), "app");
       const mint = () => ctx.kube.requestToken(ns, "app", { boundPod: pod });
       const used = await mint();
@@ -216,7 +197,7 @@ describe("login rejected", () => {
       await ctx.kube.deletePod(ns, pod.name);
       // The Pod is gone for a token the apiserver has not seen ...
       const refused = await refusedWithFreshToken(fresh, (jwt) => login(ctx.vault, mount, "app", jwt), "a token bound to the deleted Pod");
-      expectRejected(refused, 403, "permission denied");
+      expectRefused(refused, 403, "permission denied");
       // ... while the one it authenticated before is served from its cache,
       expectAccepted(await login(ctx.vault, mount, "app", used), "app");
       expect(Date.now() - presented).toBeLessThan(10_000);
@@ -228,7 +209,7 @@ describe("login rejected", () => {
         },
         { what: "Vault refuses the cached pod-bound token once the apiserver's cache entry expires", timeoutMs: 20_000, intervalMs: 250 },
       );
-      expectRejected(res, 403, "permission denied");
+      expectRefused(res, 403, "permission denied");
       expect(Date.now() - presented).toBeGreaterThanOrEqual(9_000);
     },
   );
@@ -236,13 +217,13 @@ describe("login rejected", () => {
   it.runIf(inject("slow"))(
     "rejects a real TokenRequest token once it has expired (slow: 11 min; VKC_SLOW=1)",
     { timeout: 15 * 60_000 },
-    async () => {
+    async ({ ctx, app: { mount, ns } }) => {
       const jwt = await ctx.kube.requestToken(ns, "app", { expirationSeconds: 600 });
       expect((await login(ctx.vault, mount, "app", jwt)).status).toBe(200);
       const exp = Number(decodeJwt(jwt).exp) * 1000;
       // Vault allows 60 s of leeway past exp.
       await new Promise((r) => setTimeout(r, Math.max(0, exp + 65_000 - Date.now())));
-      expectRejected(await login(ctx.vault, mount, "app", jwt), 403, "token is expired");
+      expectRefused(await login(ctx.vault, mount, "app", jwt), 403, "token is expired");
     },
   );
 });

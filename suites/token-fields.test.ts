@@ -1,26 +1,24 @@
 import { request } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect } from "vitest";
 import { registerSecret } from "../lib/redact.ts";
-import { SuiteContext } from "../lib/vitest/suite.ts";
+import { suiteTest } from "../lib/vitest/fixtures.ts";
+import { expectRefused } from "../lib/vitest/assert.ts";
 import { login, writeRole, type RoleSpec } from "../lib/auth-setup/steps.ts";
 import { describeResponse, type VaultResponse } from "../lib/vault/client.ts";
+import type { SuiteContext } from "../lib/vitest/suite.ts";
 
 /**
  * The SDK's common token fields on a kubernetes role (tokenutil): what the login returns and what
  * the token then does. token_bound_cidrs is checked on every use of the token, not only at login.
  */
-describe("role token fields", () => {
-  let ctx: SuiteContext;
-  let mount: string;
-  let ns: string;
-  let policy: string;
-  let kv: string;
+const it = suiteTest("token-fields").extend("app", { scope: "file" }, async ({ ctx }) => {
+  const { mount } = await ctx.standardAuth();
+  const ns = await ctx.namespace("app");
+  await ctx.kube.createServiceAccount(ns, "app");
+  const kv = await ctx.kv("kv", 1);
+  await ctx.vault.must("POST", `${kv}/app/config`, { v: "1" });
+  const policy = await ctx.policy("app", `path "${kv}/app/*" { capabilities = ["read"] }`);
   const bound = (): RoleSpec => ({ bound_service_account_names: ["app"], bound_service_account_namespaces: [ns] });
-
-  const expectRejected = (res: VaultResponse, status: number, error: string) => {
-    expect(res.status, describeResponse(res)).toBe(status);
-    expect(res.body.errors?.join("\n")).toContain(error);
-  };
   const loginWith = async (spec: Partial<RoleSpec>) => {
     const role = ctx.name("r");
     await writeRole(ctx.vault, mount, role, { ...bound(), token_policies: [policy], ...spec });
@@ -28,19 +26,13 @@ describe("role token fields", () => {
     expect(res.status, describeResponse(res)).toBe(200);
     return { role, res, auth: res.body.auth!, client: ctx.vault.withToken(res.body.auth!.client_token) };
   };
+  return { mount, ns, kv, policy, bound, loginWith };
+});
 
-  beforeAll(async () => {
-    ctx = await SuiteContext.create("token-fields");
-    ({ mount } = await ctx.standardAuth());
-    ns = await ctx.namespace("app");
-    await ctx.kube.createServiceAccount(ns, "app");
-    kv = await ctx.kv("kv", 1);
-    await ctx.vault.must("POST", `${kv}/app/config`, { v: "1" });
-    policy = await ctx.policy("app", `path "${kv}/app/*" { capabilities = ["read"] }`);
-  });
-  afterAll(() => ctx?.cleanup());
-
-  it("token_type=batch: 200, a batch token (not renewable, no accessor, orphan) that reads what the policy allows", async () => {
+describe("role token fields", () => {
+  it("token_type=batch: 200, a batch token (not renewable, no accessor, orphan) that reads what the policy allows", async ({
+    app: { mount, ns, kv, policy, loginWith },
+  }) => {
     const { auth, client } = await loginWith({ token_type: "batch", token_ttl: "20m" });
     expect(auth).toMatchObject({ token_type: "batch", renewable: false, orphan: true, lease_duration: 1200, accessor: "" });
     expect([...auth.policies].sort()).toEqual(["default", policy].sort());
@@ -49,27 +41,27 @@ describe("role token fields", () => {
     expect(self.status, describeResponse(self)).toBe(200);
     expect(self.body.data).toMatchObject({ type: "batch", renewable: false, path: `auth/${mount}/login` });
     expect((await client.read(`${kv}/app/config`)).body.data).toEqual({ v: "1" });
-    expectRejected(await client.write("auth/token/renew-self", {}), 400, "batch tokens cannot be renewed");
+    expectRefused(await client.write("auth/token/renew-self", {}), 400, "batch tokens cannot be renewed");
   });
 
-  it.each([
+  it.for([
     { field: "token_period", value: "1h", error: "when set to generate periodic tokens" },
     { field: "token_num_uses", value: 3, error: "when set to generate tokens with limited use count" },
-  ])("refuses a batch role with $field (400)", async ({ field, value, error }) => {
+  ])("refuses a batch role with $field (400)", async ({ field, value, error }, { ctx, app: { mount, bound } }) => {
     const res = await ctx.vault.write(`auth/${mount}/role/${ctx.name("bad")}`, { ...bound(), token_type: "batch", [field]: value });
-    expectRejected(res, 400, error);
+    expectRefused(res, 400, error);
   });
 
-  it("token_num_uses=2: the token works twice, then it is gone (403 permission denied)", async () => {
+  it("token_num_uses=2: the token works twice, then it is gone (403 permission denied)", async ({ app: { kv, loginWith } }) => {
     const { auth, client } = await loginWith({ token_num_uses: 2 });
     expect(auth.token_type).toBe("service");
     expect((auth as unknown as { num_uses: number }).num_uses).toBe(2);
     expect((await client.read(`${kv}/app/config`)).status).toBe(200);
     expect((await client.read(`${kv}/app/config`)).status).toBe(200);
-    expectRejected(await client.read(`${kv}/app/config`), 403, "permission denied");
+    expectRefused(await client.read(`${kv}/app/config`), 403, "permission denied");
   });
 
-  it("token_period: the lease is the period (not token_ttl), lookup-self shows it, a renewal resets it", async () => {
+  it("token_period: the lease is the period (not token_ttl), lookup-self shows it, a renewal resets it", async ({ app: { loginWith } }) => {
     const { auth, client } = await loginWith({ token_period: "15m", token_ttl: "5m" });
     expect(auth).toMatchObject({ renewable: true, lease_duration: 900 });
     const self = await client.read("auth/token/lookup-self");
@@ -79,7 +71,9 @@ describe("role token fields", () => {
     expect(renewed.body.auth).toMatchObject({ renewable: true, lease_duration: 900 });
   });
 
-  it("token_period above token_max_ttl: the role's max TTL caps the periodic token's lease (15m period, 10m max -> 600 s)", async () => {
+  it("token_period above token_max_ttl: the role's max TTL caps the periodic token's lease (15m period, 10m max -> 600 s)", async ({
+    app: { loginWith },
+  }) => {
     const { auth, client } = await loginWith({ token_period: "15m", token_ttl: "5m", token_max_ttl: "10m" });
     expect(auth).toMatchObject({ renewable: true, lease_duration: 600 });
     const self = await client.read("auth/token/lookup-self");
@@ -89,7 +83,7 @@ describe("role token fields", () => {
     expect(renewed.body.auth.lease_duration).toBeLessThanOrEqual(600);
   });
 
-  it("token_explicit_max_ttl: caps the lease at login and every renewal after it", async () => {
+  it("token_explicit_max_ttl: caps the lease at login and every renewal after it", async ({ app: { loginWith } }) => {
     const { auth, client } = await loginWith({ token_ttl: "1h", token_explicit_max_ttl: "2m" });
     expect(auth.lease_duration).toBeLessThanOrEqual(120);
     expect(auth.lease_duration).toBeGreaterThan(100);
@@ -101,26 +95,32 @@ describe("role token fields", () => {
     expect(renewed.body.warnings?.join(" ")).toContain("max");
   });
 
-  it("token_no_default_policy: only the role's policies; the default policy's paths are refused (403)", async () => {
+  it("token_no_default_policy: only the role's policies; the default policy's paths are refused (403)", async ({
+    app: { kv, policy, loginWith },
+  }) => {
     const { auth, client } = await loginWith({ token_no_default_policy: true });
     expect(auth.policies).toEqual([policy]);
     expect(auth.token_policies).toEqual([policy]);
     expect((await client.read(`${kv}/app/config`)).status).toBe(200);
     // lookup-self is granted by the default policy only.
-    expectRejected(await client.read("auth/token/lookup-self"), 403, "permission denied");
+    expectRefused(await client.read("auth/token/lookup-self"), 403, "permission denied");
   });
 
   // Vault listens on 127.0.0.1: on Linux all of 127/8 is loopback, so a client bound to 127.0.0.2
   // is a second source address to test token_bound_cidrs with.
-  const loopback = () => new URL(ctx.info.vault.address).hostname === "127.0.0.1" && process.platform === "linux";
+  const loopback = (ctx: SuiteContext) => new URL(ctx.info.vault.address).hostname === "127.0.0.1" && process.platform === "linux";
 
-  it("token_bound_cidrs holds on every use, not only at login: a token bound to 127.0.0.2 is refused from 127.0.0.1 (403)", async (t) => {
-    if (!loopback()) t.skip();
+  it("token_bound_cidrs holds on every use, not only at login: a token bound to 127.0.0.2 is refused from 127.0.0.1 (403)", async ({
+    skip,
+    ctx,
+    app: { mount, ns, kv, policy, bound },
+  }) => {
+    if (!loopback(ctx)) skip();
     const role = ctx.name("cidr");
     await writeRole(ctx.vault, mount, role, { ...bound(), token_policies: [policy], token_bound_cidrs: ["127.0.0.2/32"] });
     const jwt = await ctx.kube.requestToken(ns, "app");
     // From 127.0.0.1 the login itself is refused.
-    expectRejected(await login(ctx.vault, mount, role, jwt), 403, "permission denied");
+    expectRefused(await login(ctx.vault, mount, role, jwt), 403, "permission denied");
     const res = await from("127.0.0.2", ctx.info.vault.address, "POST", `/v1/auth/${mount}/login`, undefined, { role, jwt });
     expect(res.status, describeResponse(res)).toBe(200);
     const token = res.body.auth.client_token as string;
@@ -129,7 +129,7 @@ describe("role token fields", () => {
     expect(self.status, describeResponse(self)).toBe(200);
     expect(self.body.data.bound_cidrs).toEqual(["127.0.0.2"]);
     expect((await from("127.0.0.2", ctx.info.vault.address, "GET", `/v1/${kv}/app/config`, token)).status).toBe(200);
-    expectRejected(await ctx.vault.withToken(token).read(`${kv}/app/config`), 403, "permission denied");
+    expectRefused(await ctx.vault.withToken(token).read(`${kv}/app/config`), 403, "permission denied");
   });
 });
 

@@ -1,9 +1,7 @@
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
+  formatBench,
+  loginFailures,
   median,
   mergeIntervals,
   overhead,
@@ -12,13 +10,11 @@ import {
   percentile,
   runLoginLoad,
   stats,
-  traceApi,
-  traced,
-  tracing,
+  summarizeOverhead,
   unionLength,
   type Interval,
+  type LoadResult,
 } from "../bench.ts";
-import { PACKAGE_ROOT } from "../config.ts";
 
 describe("bench: percentiles", () => {
   it("uses the nearest rank: always one of the samples", () => {
@@ -210,47 +206,44 @@ describe("bench: login load", () => {
   });
 });
 
-describe("bench: trace hook", () => {
-  const dirs: string[] = [];
-  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-  it("is off without VKC_TRACE_FILE: the functions and objects pass through untouched", async () => {
-    expect(process.env.VKC_TRACE_FILE).toBeUndefined();
-    expect(tracing()).toBe(false);
-    const api = { get: async () => 1 };
-    expect(traceApi("kube", api)).toBe(api);
-    const p = Promise.resolve(7);
-    expect(traced("vault", () => p)).toBe(p);
+describe("bench: result", () => {
+  const load = (failures: number): LoadResult => ({
+    concurrency: 1,
+    logins: 10,
+    failures,
+    failureReasons: failures ? { "HTTP 403": failures } : ({} as Record<string, number>),
+    durationMs: 100,
+    loginsPerSecond: 100,
+    p50Ms: 9.5,
+    p99Ms: 12,
+    maxMs: 12,
   });
-
-  it("with VKC_TRACE_FILE, writes only kinds and timestamps to a 0600 file", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vkc-bench-test-"));
-    dirs.push(dir);
-    const file = join(dir, "trace.jsonl");
-    // A separate process: the variable is read once, when lib/bench.ts loads.
-    const script = `
-      import { traced, traceApi, traceRecord } from "./lib/bench.ts";
-      const api = traceApi("kube", { read: async (x) => x, sync: () => 3 });
-      await api.read("secret-looking-argument");
-      api.sync();
-      await traced("vault", async () => "hvs.not-a-real-token").catch(() => {});
-      await traced("vault", async () => { throw new Error("refused"); }).catch(() => {});
-      traceRecord("start", Date.now() - 5);
-      traceRecord("nonsense", 1, 2);
-    `;
-    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
-      cwd: PACKAGE_ROOT,
-      env: { ...process.env, VKC_TRACE_FILE: file },
-      encoding: "utf8",
+  it("counts login failures and summarizes overhead by medians", () => {
+    expect(loginFailures(undefined)).toBe(0);
+    expect(loginFailures({ rounds: 10, reused: [load(0)], fresh: [load(2)] })).toBe(2);
+    const a = overhead([0, 1000], [{ k: "vault", s: 100, e: 600 }]);
+    const b = overhead([0, 2000], [{ k: "vault", s: 100, e: 600 }]);
+    expect(summarizeOverhead([a, b])).toEqual({ medianOverheadMs: 1000, medianOverheadPct: 62.5, runs: [a, b] });
+  });
+  it("formats what was measured, and only that", () => {
+    const text = formatBench({
+      machine: "2 cores",
+      flavor: "vault",
+      targetReady: stats([3000, 4000]),
+      targetTeardown: stats([500]),
+      login: { rounds: 10, reused: [load(0)], fresh: [load(1)] },
+      failedScriptRuns: 1,
     });
-    expect(r.stderr).toBe("");
-    expect(r.status).toBe(0);
-    expect(statSync(file).mode & 0o777).toBe(0o600);
-    const text = readFileSync(file, "utf8");
-    expect(text).not.toMatch(/secret|hvs|refused|nonsense/);
-    const { records, malformed } = parseTrace(text);
-    expect(malformed).toBe(0);
-    expect(records.map((x) => x.k)).toEqual(["kube", "vault", "vault", "start"]);
-    for (const line of text.trim().split("\n")) expect(Object.keys(JSON.parse(line))).toEqual(["k", "s", "e"]);
+    expect(text.split("\n")).toEqual([
+      "machine: 2 cores; flavor vault",
+      "local target time-to-ready:      median 3.50s (min 3.00s, max 4.00s, n=2)",
+      "local target teardown:           median 0.50s (min 0.50s, max 0.50s, n=1)",
+      "logins, each service account's JWT reused (10 rounds; N in flight):",
+      "  N=1     100.0 logins/s  p50    9.5 ms  p99   12.0 ms  10 logins",
+      "logins, a fresh JWT for every login (TokenReview never cached):",
+      '  N=1     100.0 logins/s  p50    9.5 ms  p99   12.0 ms  10 logins  1 FAILED: {"HTTP 403":1}',
+      "1 script run(s) exited non-zero: figures include them (see log above)",
+    ]);
+    expect(formatBench({ machine: "m", flavor: "openbao" })).toBe("machine: m; flavor openbao");
   });
 });

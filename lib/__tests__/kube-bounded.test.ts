@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bounded } from "../kube/client.ts";
+import { instrumented as bounded } from "../kube/client.ts";
 
 describe("bounded Kubernetes client calls", () => {
   const api = {

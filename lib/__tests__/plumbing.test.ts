@@ -1,7 +1,7 @@
 import { X509Certificate, createPublicKey } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { COMMON_FLAGS, parseArgs } from "../cli.ts";
-import { DEFAULT_ISSUER, loadConfig } from "../config.ts";
+import { childEnv, DEFAULT_ISSUER, loadConfig, withVitestEnv } from "../config.ts";
 import { UsageError, describeError, HarnessError } from "../errors.ts";
 import { adminKubeconfig } from "../kube/kubeconfig.ts";
 import { generatePki } from "../providers/pki.ts";
@@ -40,6 +40,33 @@ describe("config", () => {
   ])("refuses %j with a UsageError naming the choices", (env, msg) => {
     expect(() => loadConfig(env, "/")).toThrowError(UsageError);
     expect(() => loadConfig(env, "/")).toThrowError(msg);
+  });
+});
+
+describe("child environment", () => {
+  const config = loadConfig({ HOME: "/h", PATH: "/bin", VAULT_ADDR: "https://v", KIND_BIN: "/k/kind", VKC_FLAVOR: "openbao" }, "/");
+  it("keeps every input of the config in Config, and the environment it came from for children", () => {
+    expect(config).toMatchObject({ flavor: "openbao", kindBin: "/k/kind", containerEngine: "docker", home: "/h" });
+    expect(loadConfig({ KIND_EXPERIMENTAL_PROVIDER: "podman" }, "/").containerEngine).toBe("podman");
+  });
+  it("inherits the config's environment (flags included), with extra variables; undefined removes one", () => {
+    expect(childEnv(config, { VKC_TARGET_INFO: "/t.json", VAULT_ADDR: undefined })).toEqual({
+      HOME: "/h",
+      PATH: "/bin",
+      KIND_BIN: "/k/kind",
+      VKC_FLAVOR: "openbao",
+      VKC_TARGET_INFO: "/t.json",
+    });
+  });
+  it("clean: PATH and the extra variables only (nothing of the user's leaks into a target's processes)", () => {
+    expect(childEnv(config, { HOME: "/work" }, { clean: true })).toEqual({ PATH: "/bin", HOME: "/work" });
+  });
+  it("withVitestEnv sets the process environment for the run and restores it afterwards", async () => {
+    const before = { ...process.env };
+    const seen = await withVitestEnv({ ...before, VKC_TEST_ONLY: "1", HOME: undefined }, async () => ({ ...process.env }));
+    expect(seen.VKC_TEST_ONLY).toBe("1");
+    expect(seen.HOME).toBeUndefined();
+    expect({ ...process.env }).toEqual(before);
   });
 });
 

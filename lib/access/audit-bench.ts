@@ -4,7 +4,15 @@
  * Built on a local target of the bench's own (everything goes with the target).
  */
 import type { TargetInfo } from "../lifecycle/info.ts";
-import { authConfigFor, enableKubernetesAuth, enableKv, writeAuthConfig, writePolicy, writeRole, type Clients } from "../auth-setup/steps.ts";
+import {
+  authConfigFor,
+  enableKubernetesAuth,
+  enableKv,
+  writeAuthConfig,
+  writePolicy,
+  writeRole,
+  type Clients,
+} from "../auth-setup/steps.ts";
 
 export const AUDIT_BENCH_MOUNT = "k8s-bench";
 

@@ -15,7 +15,7 @@ import { describeResponse, type VaultClient } from "../vault/client.ts";
 import { capabilitiesForPolicies, probePaths } from "./capabilities.ts";
 import { asList, parseSelector, predict, type Identity, type RoleShape } from "./match.ts";
 
-export const AUDIT_SCHEMA = "vkc-audit/1";
+export const AUDIT_SCHEMA = "vault-k8s-conformance/audit/v1";
 
 /** What static reasoning expects of a login from outside a role's token_bound_cidrs (Vault answers 403, checked before the JWT). */
 export const CIDR_REFUSAL = "refused by token_bound_cidrs";

@@ -9,13 +9,13 @@ import { registerSecret } from "../redact.ts";
 import { describeResponse, type VaultClient } from "../vault/client.ts";
 
 /** A path segment standing for "some name" where a policy has `+` or `*`. */
-export const SAMPLE_SEGMENT = "vkc-probe";
+const SAMPLE_SEGMENT = "vkc-probe";
 
 /** Every capability Vault's ACL knows (`root` is only ever reported, never written in a policy). */
 export const VAULT_CAPABILITIES = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"] as const;
 
 /** sys paths whose capabilities say whether a role could escalate or read the configuration. */
-export const SENSITIVE_SYS_PATHS = [
+const SENSITIVE_SYS_PATHS = [
   "sys/",
   "sys/policies/acl",
   "sys/policies/acl/default",
@@ -64,7 +64,7 @@ export function policyPaths(text: string): string[] {
 }
 
 /** HCL without its comments (`#`, `//`, `/* *\/`), leaving strings intact (a path may hold `/*`). */
-export function stripHclComments(text: string): string {
+function stripHclComments(text: string): string {
   let out = "";
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
@@ -166,7 +166,7 @@ export function normalizePaths(paths: Iterable<string>): string[] {
 }
 
 /** Secrets mounts of a Vault (sys/mounts); a token that may not read them is an error naming the path. */
-export async function secretsMounts(vault: VaultClient): Promise<SecretsMount[]> {
+async function secretsMounts(vault: VaultClient): Promise<SecretsMount[]> {
   const res = await vault.read<{ data?: Record<string, any> } & Record<string, any>>("sys/mounts");
   if (res.status !== 200)
     throw new HarnessError(`cannot list secrets mounts: GET sys/mounts: ${describeResponse(res)} (the token needs read on sys/mounts)`);
@@ -177,7 +177,7 @@ export async function secretsMounts(vault: VaultClient): Promise<SecretsMount[]>
 }
 
 /** The text of an ACL policy (sys/policies/acl/<name>); undefined when it does not exist. */
-export async function policyText(vault: VaultClient, name: string): Promise<string | undefined> {
+async function policyText(vault: VaultClient, name: string): Promise<string | undefined> {
   const res = await vault.read<{ data?: { policy?: string } }>(`sys/policies/acl/${encodeURIComponent(name)}`);
   if (res.status === 404) return undefined;
   if (res.status !== 200)
@@ -216,7 +216,7 @@ export function capabilitiesFromBody(body: unknown, paths: string[]): Record<str
 }
 
 /** What the client's token may do on each path: one POST sys/capabilities-self. */
-export async function capabilitiesOf(vault: VaultClient, paths: string[]): Promise<Record<string, string[]>> {
+async function capabilitiesOf(vault: VaultClient, paths: string[]): Promise<Record<string, string[]>> {
   if (paths.length === 0) return {};
   const res = await vault.write("sys/capabilities-self", { paths });
   if (res.status !== 200) throw new HarnessError(`POST sys/capabilities-self: ${describeResponse(res)}`);

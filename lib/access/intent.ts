@@ -160,7 +160,7 @@ export function loginCovers(
   return Object.entries(e.namespaceSelector ?? {}).every(([k, v]) => labels[k] === v);
 }
 
-export function describeLogin(e: IntentLogin): string {
+function describeLogin(e: IntentLogin): string {
   return `${
     e.namespace ??
     `{${Object.entries(e.namespaceSelector ?? {})

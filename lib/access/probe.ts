@@ -100,7 +100,7 @@ async function pool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): 
 }
 
 /** Most clusters are small; a huge one is sampled (every candidate but the cluster-wide ones is kept). */
-export const MAX_CLUSTER_SERVICE_ACCOUNTS = 1000;
+const MAX_CLUSTER_SERVICE_ACCOUNTS = 1000;
 
 export interface ProbeDeps {
   kube: Kube;
@@ -372,7 +372,7 @@ export class AccessProbe {
 }
 
 /** A namespace name a namespace glob lets in: `team-*` -> `team-vkc-ab12`, `*-prod` -> `vkc-ab12-prod`. */
-export function globNamespace(pattern: string, rand: string): string {
+function globNamespace(pattern: string, rand: string): string {
   const core = pattern.replace(/^\*+|\*+$/g, "");
   if (pattern.endsWith("*") && !pattern.startsWith("*")) return dns1123(`${core}${core.endsWith("-") ? "" : "-"}vkc-${rand}`);
   if (pattern.startsWith("*") && !pattern.endsWith("*")) return dns1123(`vkc-${rand}${core.startsWith("-") ? "" : "-"}${core}`);

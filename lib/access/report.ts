@@ -9,8 +9,12 @@ declare module "vitest" {
   }
 }
 
+/** Format marker of access.json (schemas/access.v1.schema.json). */
+export const ACCESS_SCHEMA = "vault-k8s-conformance/access/v1";
+
 export interface AccessReport {
-  /** Format version of access.json. */
+  schema: typeof ACCESS_SCHEMA;
+  /** Format version of access.json (the v of `schema`). */
   version: 1;
   access: AccessMap[];
   capabilities: CapabilityMap[];
@@ -18,7 +22,7 @@ export interface AccessReport {
 }
 
 export function collectAccess(metas: Iterable<Record<string, unknown>>): AccessReport {
-  const r: AccessReport = { version: 1, access: [], capabilities: [], identity: [] };
+  const r: AccessReport = { schema: ACCESS_SCHEMA, version: 1, access: [], capabilities: [], identity: [] };
   for (const m of metas) {
     if (m.vkcAccess) r.access.push(m.vkcAccess as AccessMap);
     if (m.vkcCapabilities) r.capabilities.push(m.vkcCapabilities as CapabilityMap);

@@ -1,19 +1,20 @@
 import { readFile } from "node:fs/promises";
 import type { Config } from "../config.ts";
-import { HarnessError, errorMessage } from "../errors.ts";
+import { HarnessError, UsageError, errorMessage } from "../errors.ts";
+import { providerFor } from "../lifecycle/registry.ts";
+import { newRunId } from "../lifecycle/workspace.ts";
 import { log } from "../log.ts";
-import { kubeconfigFrom } from "../providers/existing.ts";
-import { newRunId } from "../providers/local.ts";
+import { kubeconfigFrom } from "../providers/cluster.ts";
 import { VaultClient } from "../vault/client.ts";
 import { buildPlan, checkKubePermissions, checkVaultPermissions, formatChecks, formatPlan, type PermissionCheck } from "./plan.ts";
 
 /**
  * Before a run on a cluster the harness does not own: fix the run id, print what will be
- * created. The provider (in vitest's globalSetup) picks the same run id up from VKC_RUN_ID.
+ * created. The provider starts with the same run id, `config.runId` (lib/lifecycle/start.ts).
  */
 export async function announcePlan(config: Config): Promise<void> {
   if (config.target !== "existing") return;
-  const runId = (process.env.VKC_RUN_ID ||= newRunId());
+  const runId = (config.runId ??= newRunId());
   const { kc } = kubeconfigFrom(config);
   const plan = await buildPlan({ runId, fixturesDir: config.fixturesDir });
   log.info("plan", formatPlan(plan, where(config, kc.getCurrentCluster()?.server ?? "?", kc.getCurrentContext())));
@@ -26,25 +27,15 @@ function where(config: Config, server: string, context: string) {
   };
 }
 
-/** `--dry-run`: the plan, and whether the credentials may carry it out. Creates nothing. Exit 0 when they may. */
+/** `--dry-run`: the target's plan, and whether the credentials may carry it out. Creates nothing. Exit 0 when they may. */
 export async function dryRun(config: Config): Promise<number> {
-  const runId = newRunId();
-  if (config.target === "kind") {
-    const { kindClusterConfig, nodeImageFor, vaultImageFor, kindArgs, loadKindPins } = await import("../providers/kind-plan.ts");
-    const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
-    const image = vaultImageFor(config.flavor, config.vault.image);
-    process.stdout.write(
-      [
-        `plan of run ${runId} (kind ${node.kind ?? loadKindPins().kind}):`,
-        `  kind ${kindArgs.create({ name: runId, image: node.image, configFile: "<run dir>/kind-config.yaml", kubeconfig: "<run dir>/kubeconfig" }).join(" ")}`,
-        `  Vault: ${image} ${config.vault.mode === "in-cluster" ? "as a Deployment in the cluster" : "as a container on kind's network"}`,
-        `  afterwards: ${config.keep ? "kept (--keep)" : `kind delete cluster --name ${runId}, the container removed`}`,
-        `  kind-config.yaml:`,
-        kindClusterConfig({ name: runId, image: node.image, issuer: config.issuer }).replace(/^/gm, "    "),
-      ].join("\n") + "\n",
-    );
-    return 0;
-  }
+  const provider = await providerFor(config.target);
+  if (!provider.plan) throw new UsageError(`--dry-run does not apply to the ${config.target} target`);
+  return provider.plan(config, newRunId());
+}
+
+/** The existing target's dry run: the plan, and a check of every permission it needs on the cluster and Vault. */
+export async function planExisting(config: Config, runId: string): Promise<number> {
   const { kc } = kubeconfigFrom(config);
   const server = kc.getCurrentCluster()?.server ?? "?";
   const plan = await buildPlan({ runId, fixturesDir: config.fixturesDir });
@@ -55,7 +46,7 @@ export async function dryRun(config: Config): Promise<number> {
     checks.push(...kube);
     out.push(formatChecks(`  permissions of context ${kc.getCurrentContext()}:`, kube));
   } catch (err) {
-    throw new HarnessError(`cannot check permissions on ${server}: ${errorMessage(err).split("\n")[0]}`, { exitCode: 2 });
+    throw new HarnessError(`cannot check permissions on ${server}: ${errorMessage(err).split("\n")[0]}`, { exitCode: 2, cause: err });
   }
   if (config.vault.mode !== "process") {
     const { vaultAddr, vaultToken, vaultCACert } = config.existing;
@@ -64,7 +55,7 @@ export async function dryRun(config: Config): Promise<number> {
     const caCert = vaultCACert ? await readFile(vaultCACert, "utf8") : undefined;
     const vault = new VaultClient({ address: vaultAddr, token: vaultToken, caCert, timeoutMs: 10_000 });
     const v = await checkVaultPermissions(vault, runId).catch((err) => {
-      throw new HarnessError(`cannot check the token's capabilities at ${vaultAddr}: ${errorMessage(err)}`, { exitCode: 2 });
+      throw new HarnessError(`cannot check the token's capabilities at ${vaultAddr}: ${errorMessage(err)}`, { exitCode: 2, cause: err });
     });
     checks.push(...v);
     out.push(formatChecks(`  capabilities of VAULT_TOKEN at ${vaultAddr}:`, v));

@@ -190,10 +190,6 @@ export async function writeAuthConfig(vault: VaultClient, mount: string, cfg: Au
   await vault.must("POST", `auth/${mount}/config`, cfg);
 }
 
-export async function readAuthConfig(vault: VaultClient, mount: string): Promise<Record<string, unknown>> {
-  return (await vault.must("GET", `auth/${mount}/config`)).body.data ?? {};
-}
-
 /** Step 5: an ACL policy. */
 export async function writePolicy(vault: VaultClient, name: string, hcl: string): Promise<void> {
   await vault.must("PUT", `sys/policies/acl/${name}`, { policy: hcl });
@@ -258,12 +254,6 @@ export async function login(
   return res;
 }
 
-export function assertOk(res: VaultResponse, what: string): void {
-  if (res.status < 200 || res.status > 299) {
-    throw new HarnessError(`${what}: HTTP ${res.status} ${JSON.stringify(res.body?.errors ?? res.text)}`);
-  }
-}
-
 /**
  * Moves a policy's paths from the mounts a guide assumes (`secret/`, `my-app/`) to the unique
  * mounts of this run, so that parallel suites and runs never share a secrets engine.
@@ -284,4 +274,42 @@ export async function enableKv(vault: VaultClient, path: string, version: 1 | 2,
 /** A policy's text marked as the run's (see runMark). */
 export function markedPolicy(runId: string, hcl: string): string {
   return `# ${runMark(runId)}\n${hcl}`;
+}
+
+/**
+ * The common arrangement of both guides, for suites and scripts: `namespace` with the reviewer
+ * (bound to auth-delegator unless `bind: false`), its JWT, and the kubernetes auth mount `mount`
+ * configured with host, CA and reviewer JWT. `defer` (a teardown's) is told how to remove each
+ * object as it is created.
+ */
+export async function standardAuth(
+  c: Clients,
+  o: {
+    fixturesDir: string;
+    namespace: string;
+    mount: string;
+    /** Suffix of the reviewer's cluster-scoped binding name. */
+    suffix: string;
+    reviewerMode?: "secret" | "tokenrequest";
+    config?: Partial<AuthConfig>;
+    bind?: boolean;
+    defer?: (what: string, undo: () => Promise<unknown>) => void;
+  },
+): Promise<{ namespace: string; reviewer: Reviewer; reviewerJwt: string; mount: string }> {
+  const { info, kube, vault } = c;
+  await kube.createNamespace(o.namespace, info.runId);
+  o.defer?.(`delete namespace ${o.namespace}`, () => kube.deleteNamespace(o.namespace));
+  const reviewer = await applyReviewer(kube, {
+    fixturesDir: o.fixturesDir,
+    namespace: o.namespace,
+    suffix: o.suffix,
+    runId: info.runId,
+    bind: o.bind,
+  });
+  o.defer?.(`delete ClusterRoleBinding ${reviewer.bindingName}`, () => removeReviewerBinding(kube, reviewer));
+  const jwt = await reviewerJwt(kube, reviewer, o.reviewerMode ?? "secret");
+  await enableKubernetesAuth(vault, o.mount, info.runId);
+  o.defer?.(`disable auth mount ${o.mount}`, () => disableAuth(vault, o.mount));
+  await writeAuthConfig(vault, o.mount, authConfigFor(info, jwt, o.config));
+  return { namespace: o.namespace, reviewer, reviewerJwt: jwt, mount: o.mount };
 }

@@ -3,7 +3,7 @@ import { HarnessError } from "../errors.ts";
 import { extractFromTarGz, extractFromZip } from "./archive.ts";
 import { expand, type DownloadPin } from "./pins.ts";
 
-export async function fetchBytes(url: string, timeoutMs: number, signal?: AbortSignal): Promise<Buffer> {
+async function fetchBytes(url: string, timeoutMs: number, signal?: AbortSignal): Promise<Buffer> {
   const timeout = AbortSignal.timeout(timeoutMs);
   const res = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout, redirect: "follow" });
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);

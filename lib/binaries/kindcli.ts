@@ -8,7 +8,7 @@ import { cached, install, withLock } from "./cache.ts";
 import { goAvailable, goEnv } from "./gobuild.ts";
 
 /**
- * The kind CLI for the kind target, in this order: `KIND_BIN`; the project cache
+ * The kind CLI for the kind target, in this order: `KIND_BIN` (`kindBin`); the project cache
  * (`<cache>/kind/<version>/kind`); `kind` on PATH; or, when asked to install, `go install
  * sigs.k8s.io/kind@<version>` into the cache (kind is a plain Go module; no GitHub download).
  * Node images are supported with the kind release they were built for, so the version comes
@@ -17,11 +17,14 @@ import { goAvailable, goEnv } from "./gobuild.ts";
 export async function resolveKind(o: {
   cacheDir: string;
   version: string;
-  env?: NodeJS.ProcessEnv;
+  /** KIND_BIN (config.kindBin). */
+  kindBin?: string;
+  /** The environment PATH is searched in and `go install` runs with (`childEnv(config)`). */
+  env: NodeJS.ProcessEnv;
   install?: boolean;
 }): Promise<{ path: string; source: "env" | "cache" | "path" | "build" } | undefined> {
-  const env = o.env ?? process.env;
-  if (env.KIND_BIN) return { path: env.KIND_BIN, source: "env" };
+  const env = o.env;
+  if (o.kindBin) return { path: o.kindBin, source: "env" };
   const hit = await cached(o.cacheDir, "kind", o.version);
   if (hit) return { path: hit.path, source: "cache" };
   if (onPath("kind", env) && !o.install) return { path: "kind", source: "path" };

@@ -4,7 +4,6 @@ import { PACKAGE_ROOT } from "../config.ts";
 import { UsageError } from "../errors.ts";
 
 export type Component = "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl" | "vault" | "bao";
-export const COMPONENTS: readonly Component[] = ["etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "vault", "bao"];
 
 export interface DownloadPin {
   url: string;

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { UsageError } from "../errors.ts";
 import { describeSettings, LEGACY_ISSUER, predictLogin, type IssuerSettings } from "./predict.ts";
 import { PROFILE_SCHEMA, type AuthMountProfile, type LoginOutcome, type Profile, type TokenFacts } from "./types.ts";
@@ -33,6 +34,17 @@ export interface ProfileDiff {
   /** How the usual issuer settings fare across the change, recorded config or not. */
   settings: SettingsRow[];
   verdict: "breaks" | "ok" | "nothing-to-judge";
+}
+
+/** A profile file (npm run profile); an unreadable or invalid one is bad input. */
+export async function loadProfile(path: string): Promise<Profile> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read profile ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseProfile(text, path);
 }
 
 export function parseProfile(text: string, where: string): Profile {

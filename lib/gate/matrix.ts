@@ -1,7 +1,16 @@
+import { join } from "node:path";
 import type { IssuerMode } from "./types.ts";
 import { ISSUER_MODES } from "./predict.ts";
 
-/** What the issuer-matrix suite wrote for one persona (artifacts/<run>/issuer-matrix.json). */
+/** Where the issuer-matrix suite (suites/issuer-matrix.test.ts) writes its cells: in the run's artifacts dir. */
+export const ISSUER_MATRIX_FILE = "issuer-matrix.json";
+
+/** The issuer-matrix suite's file of a run, from the run's reports dir and run id. */
+export function issuerMatrixPath(reportsDir: string, runId: string): string {
+  return join(reportsDir, "artifacts", runId, ISSUER_MATRIX_FILE);
+}
+
+/** What the issuer-matrix suite wrote for one persona (ISSUER_MATRIX_FILE). */
 export interface PersonaCells {
   persona: string;
   flavor: string;

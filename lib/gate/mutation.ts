@@ -135,6 +135,42 @@ export function mutatedCase(fixturesDir: string, m: Mutant): Record<string, unkn
   return mutateCase(doc, m);
 }
 
+/** The mutants `--only` names (file names, with or without .yaml); an unknown name is bad input. */
+export function selectMutants(mutants: Mutant[], only: string[] | undefined): Mutant[] {
+  if (!only) return mutants;
+  const unknown = only.filter((o) => !mutants.some((m) => m.file === o || m.file === `${o}.yaml`));
+  if (unknown.length) throw new UsageError(`no mutant ${unknown.join(", ")} (have: ${mutants.map((m) => m.file).join(", ")})`);
+  return mutants.filter((m) => only.includes(m.file) || only.includes(m.file.replace(/\.ya?ml$/, "")));
+}
+
+/**
+ * One mutant's verdict from its run of the mutated cases: killed when at least one case failed
+ * (those cases caught it); a run that wrote no results is an error, never a survivor's pass.
+ */
+export function classifyMutant(
+  m: Pick<Mutant, "file" | "name">,
+  run: {
+    code: number | null;
+    results: { totals: { passed: number; failed: number }; cases: { name: string; status: string }[] } | undefined;
+    log: string;
+  },
+): MutantResult {
+  if (!run.results)
+    return { file: m.file, name: m.name, killedBy: [], passed: 0, killed: false, error: `no results (exit ${run.code}; see ${run.log})` };
+  return {
+    file: m.file,
+    name: m.name,
+    killedBy: run.results.cases.filter((c) => c.status === "failed").map((c) => c.name),
+    passed: run.results.totals.passed,
+    killed: run.results.totals.failed > 0,
+  };
+}
+
+/** The log line of one verdict. */
+export function mutantLine(r: MutantResult): string {
+  return `${r.killed ? "killed  " : r.error ? "ERROR   " : "SURVIVED"} ${r.name}${r.killedBy.length ? ` by ${r.killedBy.length} case(s)` : ""}`;
+}
+
 export function summarize(o: {
   target: string;
   flavor: string;

@@ -9,10 +9,10 @@ import {
   type V1PolicyRule,
   type V1Secret,
 } from "@kubernetes/client-node";
-import { traceApi, traced } from "../bench.ts";
 import { HarnessError } from "../errors.ts";
 import { httpJson, type HttpResponse } from "../http.ts";
 import { registerSecret } from "../redact.ts";
+import { recordSpan, span, traceClock, tracing } from "../trace.ts";
 import { waitFor } from "../wait.ts";
 
 export const RUN_LABEL = "vault-k8s-conformance/run";
@@ -20,17 +20,19 @@ export const RUN_LABEL = "vault-k8s-conformance/run";
 export const KUBE_CALL_TIMEOUT_MS = 30_000;
 
 /**
- * The Kubernetes client has no timeout of its own: a hung (not dead) API server would hold a
- * call until the test's timeout, and a teardown forever. Every method of `api` that returns a
- * promise rejects after `timeoutMs` with an error naming the call; the request itself is left to
- * die with the process.
+ * The one wrapper of the Kubernetes API objects. The Kubernetes client has no timeout of its own:
+ * a hung (not dead) API server would hold a call until the test's timeout, and a teardown
+ * forever. Every method of `api` that returns a promise rejects after `timeoutMs` with an error
+ * naming the call (the request itself is left to die with the process) and, when tracing
+ * (lib/trace.ts), is recorded as a "kube" span until it settles.
  */
-export function bounded<T extends object>(api: T, timeoutMs = KUBE_CALL_TIMEOUT_MS): T {
+export function instrumented<T extends object>(api: T, timeoutMs = KUBE_CALL_TIMEOUT_MS): T {
   return new Proxy(api, {
     get(target, prop, receiver) {
       const v: unknown = Reflect.get(target, prop, receiver);
       if (typeof v !== "function" || prop === "constructor") return v;
       return (...args: unknown[]) => {
+        const s = tracing() ? traceClock() : 0;
         const r: unknown = (v as (...a: unknown[]) => unknown).apply(target, args);
         if (!r || typeof (r as PromiseLike<unknown>).then !== "function") return r;
         let timer: NodeJS.Timeout | undefined;
@@ -41,7 +43,10 @@ export function bounded<T extends object>(api: T, timeoutMs = KUBE_CALL_TIMEOUT_
           );
           timer.unref();
         });
-        return Promise.race([r as Promise<unknown>, limit]).finally(() => clearTimeout(timer));
+        return Promise.race([r as Promise<unknown>, limit]).finally(() => {
+          clearTimeout(timer);
+          if (s) recordSpan("kube", s);
+        });
       };
     },
   });
@@ -49,9 +54,6 @@ export function bounded<T extends object>(api: T, timeoutMs = KUBE_CALL_TIMEOUT_
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
-}
-export function isConflict(err: unknown): boolean {
-  return err instanceof ApiException && err.code === 409;
 }
 
 export interface TokenOptions {
@@ -71,11 +73,10 @@ export class Kube {
   readonly objects: KubernetesObjectApi;
 
   constructor(readonly kc: KubeConfig) {
-    // traceApi: the objects themselves unless VKC_TRACE_FILE is set (lib/bench.ts).
-    // bounded: every call gets an answer or a clear error within KUBE_CALL_TIMEOUT_MS.
-    this.core = traceApi("kube", bounded(kc.makeApiClient(CoreV1Api)));
-    this.rbac = traceApi("kube", bounded(kc.makeApiClient(RbacAuthorizationV1Api)));
-    this.objects = traceApi("kube", bounded(KubernetesObjectApi.makeApiClient(kc)));
+    // Every call gets an answer or a clear error within KUBE_CALL_TIMEOUT_MS, and is traced when tracing.
+    this.core = instrumented(kc.makeApiClient(CoreV1Api));
+    this.rbac = instrumented(kc.makeApiClient(RbacAuthorizationV1Api));
+    this.objects = instrumented(KubernetesObjectApi.makeApiClient(kc));
   }
 
   static fromFile(path: string, context?: string): Kube {
@@ -162,7 +163,7 @@ export class Kube {
         type: "kubernetes.io/service-account-token",
       },
     });
-    const token = await traced("kube", () =>
+    const token = await span("kube", () =>
       waitFor(
         async () => {
           const s: V1Secret = await this.core.readNamespacedSecret({ namespace, name: secretName });
@@ -192,7 +193,7 @@ export class Kube {
   async deletePod(namespace: string, name: string): Promise<void> {
     // No kubelet: without gracePeriodSeconds=0 the Pod would wait for one forever.
     await this.core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0 });
-    await traced("kube", () =>
+    await span("kube", () =>
       waitFor(
         async () => {
           try {

@@ -18,7 +18,7 @@ export async function stopRecordedTarget(file: string, timeoutMs = 60_000): Prom
     state = JSON.parse(await readFile(file, "utf8")) as TargetState;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return "none";
-    throw new HarnessError(`cannot read ${file}: ${(err as Error).message}`, { exitCode: 2 });
+    throw new HarnessError(`cannot read ${file}: ${(err as Error).message}`, { exitCode: 2, cause: err });
   }
   if (!Number.isInteger(state.pid) || !pidAlive(state.pid)) {
     await rm(file, { force: true });

@@ -1,196 +1,216 @@
-import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
-import { Teardown } from "../cleanup.ts";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { planExisting } from "../auth-setup/dry-run.ts";
+import { sweepRun } from "../auth-setup/sweep.ts";
 import type { Config } from "../config.ts";
 import { HarnessError, UsageError, errorMessage } from "../errors.ts";
-import { Kube, rawGet } from "../kube/client.ts";
-import { sweepRun } from "../auth-setup/sweep.ts";
+import { checkPolicies, policyParser } from "../fixtures/check.ts";
+import { Kube } from "../kube/client.ts";
+import type { PreflightContext, RunWorkspace, StartedTarget, TargetInfo, TargetProvider } from "../lifecycle/provider.ts";
 import { log } from "../log.ts";
-import { registerSecret } from "../redact.ts";
-import type { TargetInfo } from "../lifecycle/info.ts";
-import { VaultClient } from "../vault/client.ts";
-import { assertVaultReady } from "../vault/ready.ts";
 import { StartedProcess } from "../process.ts";
-import { provisionVault } from "../lifecycle/start.ts";
-import { newRunId, startDevVault } from "./local.ts";
+import { registerSecret } from "../redact.ts";
+import { VaultClient } from "../vault/client.ts";
+import { assertVaultReady, checkExternalVault } from "../vault/ready.ts";
+import { clusterFacts, kubeconfigFrom, type ClusterFacts } from "./cluster.ts";
+import { startDevVault } from "./components.ts";
+import { provisionVault } from "./provision.ts";
+
+export { kubeconfigFrom } from "./cluster.ts";
 
 /**
  * A cluster and a Vault that already exist (a managed cluster such as VKE, or a running local
- * target). Nothing is started; the suites create only namespaced objects labelled with the run
- * id, per-run ClusterRoleBindings and per-run auth mounts, and remove them again.
+ * target). Nothing is started (but a throwaway dev Vault with `--vault process`); the suites
+ * create only namespaced objects labelled with the run id, per-run ClusterRoleBindings and per-run
+ * auth mounts, and remove them again; the teardown sweeps what they left.
  */
-export interface StartedExistingTarget extends AsyncDisposable {
-  info: TargetInfo;
-  startupMs: number;
-  stop(): Promise<void>;
+export const existingProvider: TargetProvider = {
+  name: "existing",
+  preflight: preflightExisting,
+  plan: planExisting,
+  start: attachExistingTarget,
+};
+
+/** The cluster as the kubeconfig names it, reachable, with its facts. */
+interface Cluster extends ClusterFacts {
+  kc: KubeConfig;
+  kubeconfigPath: string;
+  server: string;
+  context: string;
 }
 
-export function kubeconfigFrom(config: Config): { kc: KubeConfig; path: string } {
-  const kc = new KubeConfig();
-  const path = config.existing.kubeconfig;
-  try {
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new UsageError(`cannot read kubeconfig ${path ?? "(default)"}: ${errorMessage(err).split("\n")[0]}`);
-  }
-  const context = config.existing.context;
-  if (context) {
-    if (!kc.getContexts().some((c) => c.name === context)) {
-      throw new UsageError(
-        `kubeconfig ${path ?? "(default)"} has no context "${context}" (has: ${
-          kc
-            .getContexts()
-            .map((c) => c.name)
-            .join(", ") || "none"
-        })`,
-      );
-    }
-    kc.setCurrentContext(context);
-  }
-  if (!kc.getCurrentCluster()) throw new UsageError(`kubeconfig ${path ?? "(default)"} has no current context: pass --context NAME`);
-  return { kc, path: path ?? join(process.env.HOME ?? "", ".kube", "config") };
+/** The Vault the run uses: its client (root or equivalent token), its CA, and how it runs. */
+interface RunVault {
+  client: VaultClient;
+  token: string;
+  caCert: string | undefined;
+  /** A dev server this run started on this machine. */
+  started: boolean;
+  logs: Record<string, string>;
 }
 
 /**
- * @param o.preflight only check what can be checked before the run (kubeconfig, cluster, an
- *   external Vault and its token; with `--vault process` the binary is provisioned, not started).
+ * Checks what can be checked before the run, creating nothing: the policies, an external Vault
+ * and its token, the kubeconfig and the cluster; with `--vault process` the binary is provisioned.
  */
-export async function attachExistingTarget(config: Config, o: { preflight?: boolean } = {}): Promise<StartedExistingTarget> {
+async function preflightExisting(config: Config, { policies }: PreflightContext): Promise<void> {
+  await checkPolicies(policies, await policyParser(config), config); // only a binary at hand: provisions nothing
+  if (config.vault.mode === "external") await checkExternalVault(config); // before (and without) the cluster
+  requireVaultCredentials(config);
+  const cluster = await connectCluster(config);
+  await clusterCaPem(cluster.kc);
+  if (config.vault.mode === "process") await provisionVault(config);
+}
+
+export async function attachExistingTarget(config: Config, ws: RunWorkspace): Promise<StartedTarget> {
   const started = Date.now();
-  const startVault = config.vault.mode === "process";
-  let { vaultAddr, vaultToken } = config.existing;
-  const { vaultCACert } = config.existing;
-  if (!startVault && (!vaultAddr || !vaultToken))
+  requireVaultCredentials(config);
+  const cluster = await ws.step("cluster", () => connectCluster(config));
+  const vault = await ws.step("vault", () => (config.vault.mode === "process" ? startProcessVault(config, ws) : externalVault(config)));
+  // Vault reachable, initialized, unsealed, and the token valid (lib/vault/ready.ts).
+  const health = await ws.step("vault ready", () => assertVaultReady(vault.client, { flavor: config.flavor }));
+  const tokenFile = await ws.writeSecret("vault-token", vault.token);
+  const caFile = vault.caCert ? await ws.writeSecret("vault-ca.crt", vault.caCert) : undefined;
+  const vaultVersion = String(health.version ?? "unknown");
+  const info: TargetInfo = {
+    runId: ws.runId,
+    target: "existing",
+    flavor: config.flavor,
+    kube: {
+      kubeconfigPath: cluster.kubeconfigPath,
+      context: cluster.context,
+      server: cluster.server,
+      // Vault is assumed to reach the API server at the same address as the harness.
+      hostForVault: config.existing.kubeHostForVault ?? cluster.server,
+      caCertForVault: await clusterCaPem(cluster.kc),
+      issuers: cluster.issuer ? [cluster.issuer] : [],
+      apiAudiences: [],
+      version: cluster.version,
+    },
+    vault: {
+      address: vault.client.address,
+      tokenFile,
+      ...(caFile ? { caCertFile: caFile } : {}),
+      flavor: config.flavor,
+      version: vaultVersion,
+      ...(vault.started ? { outsideCluster: true } : {}),
+    },
+    versions: { kubernetes: cluster.version, [config.flavor]: vaultVersion },
+    artifactsDir: ws.artifactsDir,
+    logs: vault.logs,
+  };
+  sweepOnTeardown(ws, new Kube(cluster.kc), vault.client);
+  log.info(
+    "existing",
+    `${ws.runId}: attached to ${cluster.server} (context ${cluster.context}, kubernetes ${cluster.version}) and ${config.flavor} ${vaultVersion} at ${vault.client.address}`,
+  );
+  return ws.started(info, Date.now() - started);
+}
+
+function requireVaultCredentials(config: Config): void {
+  const { vaultAddr, vaultToken } = config.existing;
+  if (config.vault.mode !== "process" && (!vaultAddr || !vaultToken))
     throw new UsageError(
       "the existing target needs VAULT_ADDR and VAULT_TOKEN (a token allowed to manage auth mounts and policies), or --vault process to start a throwaway dev Vault",
     );
   registerSecret(vaultToken);
+}
+
+/** The kubeconfig's cluster, reachable, its version and issuer; one line and exit code 2 otherwise. */
+async function connectCluster(config: Config): Promise<Cluster> {
   const { kc, path } = kubeconfigFrom(config);
-  const cluster = kc.getCurrentCluster()!;
-  const runId = process.env.VKC_RUN_ID || newRunId();
-  const t = new Teardown(`existing target ${runId}`).tieToSignals();
-  const logs: Record<string, string> = {};
-  try {
-    const work = await mkdtemp(join(tmpdir(), `${runId}-`));
-    await chmod(work, 0o700);
-    t.defer("remove work dir", () => rm(work, { recursive: true, force: true }));
-    const artifactsDir = join(config.reportsDir, "artifacts", runId);
-
-    // Kubernetes reachable, and its version.
-    const kubeGet = (p: string) => rawGet(kc, p);
-    const version = await kubeGet("/version").catch((err) => {
-      throw new HarnessError(
-        `cannot reach the Kubernetes API at ${cluster.server} (context ${kc.getCurrentContext()}): ${errorMessage(err)}`,
-        { exitCode: 2 },
-      );
-    });
-    if (version.status !== 200)
-      throw new HarnessError(
-        `the Kubernetes API at ${cluster.server} answered /version with HTTP ${version.status}: check the credentials of context ${kc.getCurrentContext()}`,
-        { exitCode: 2 },
-      );
-    const discovery = await kubeGet("/.well-known/openid-configuration").catch(() => undefined);
-    const issuer = discovery?.status === 200 ? String(discovery.body.issuer ?? "") : "";
-
-    if (startVault && o.preflight) {
-      await provisionVault(config);
-      await t.run();
-      return { info: undefined as unknown as TargetInfo, startupMs: 0, stop: () => t.run(), [Symbol.asyncDispose]: () => t.run() };
-    }
-    if (startVault) {
-      // A throwaway dev Vault on this machine, pointed at the cluster; gone with the run.
-      const bin = await provisionVault(config);
-      vaultToken = registerSecret(`vkc-root-${randomBytes(18).toString("base64url")}`);
-      const name = config.flavor === "openbao" ? "openbao" : "vault";
-      logs[name] = join(artifactsDir, "logs", `${name}.log`);
-      const started = await startDevVault({
-        flavor: config.flavor,
-        bin,
-        work,
-        logDir: join(artifactsDir, "logs"),
-        token: vaultToken,
-        timeout: 60_000,
-        startProcess: async (spec) => {
-          const p = await StartedProcess.start(spec);
-          t.defer(`stop ${spec.name}`, () => p.stop());
-          return p;
+  const server = kc.getCurrentCluster()!.server;
+  const context = kc.getCurrentContext();
+  const facts = await clusterFacts(kc, {
+    unreachable: (err) =>
+      new HarnessError(`cannot reach the Kubernetes API at ${server} (context ${context}): ${errorMessage(err)}`, {
+        exitCode: 2,
+        cause: err,
+      }),
+    status: (status) =>
+      new HarnessError(
+        `the Kubernetes API at ${server} answered /version with HTTP ${status}: check the credentials of context ${context}`,
+        {
+          exitCode: 2,
         },
-      });
-      vaultAddr = started.address;
-      log.info("existing", `${runId}: started ${config.flavor} ${started.version} dev server at ${vaultAddr}`);
-    }
-    // Vault reachable, initialized, unsealed, and the token valid (lib/vault/ready.ts).
-    const caCert = vaultCACert ? await readFile(vaultCACert, "utf8") : undefined;
-    const vault = new VaultClient({ address: vaultAddr!, token: vaultToken!, caCert, timeoutMs: 10_000 });
-    const health = await assertVaultReady(vault, { flavor: config.flavor });
+      ),
+  });
+  return { kc, kubeconfigPath: path, server, context, ...facts };
+}
 
-    const tokenFile = join(work, "vault-token");
-    await writeFile(tokenFile, vaultToken!, { mode: 0o600 });
-    let caFile: string | undefined;
-    if (caCert) {
-      caFile = join(work, "vault-ca.crt");
-      await writeFile(caFile, caCert, { mode: 0o600 });
-    }
-    const clusterCa = cluster.caData
-      ? Buffer.from(cluster.caData, "base64").toString("utf8")
-      : cluster.caFile
-        ? await readFile(cluster.caFile, "utf8")
-        : "";
-    const kubeVersion = String(version.body.gitVersion ?? "unknown");
-    const vaultVersion = String(health.version ?? "unknown");
-    const info: TargetInfo = {
-      runId,
-      target: "existing",
-      flavor: config.flavor,
-      kube: {
-        kubeconfigPath: path,
-        context: kc.getCurrentContext(),
-        server: cluster.server,
-        // Vault is assumed to reach the API server at the same address as the harness.
-        hostForVault: config.existing.kubeHostForVault ?? cluster.server,
-        caCertForVault: clusterCa,
-        issuers: issuer ? [issuer] : [],
-        apiAudiences: [],
-        version: kubeVersion,
-      },
-      vault: {
-        address: vaultAddr!,
-        tokenFile,
-        ...(caFile ? { caCertFile: caFile } : {}),
-        flavor: config.flavor,
-        version: vaultVersion,
-        ...(startVault ? { outsideCluster: true } : {}),
-      },
-      versions: { kubernetes: kubeVersion, [config.flavor]: vaultVersion },
-      artifactsDir,
-      logs,
-    };
-    // Last step of the teardown (registered last, so it runs first): whatever the suites left,
-    // because they were interrupted or a worker died, is found by run id and removed.
-    const kube = new Kube(kc);
-    t.defer("remove what the run left on the cluster and Vault", async () => {
-      // Bounded: a hung API server must not hang the teardown (the Kubernetes client has no timeout of its own).
-      let timer: NodeJS.Timeout | undefined;
-      const left = await Promise.race([
-        sweepRun({ kube, vault }, runId),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error("no answer within 60s; remove objects labelled with the run id by hand")), 60_000);
-        }),
-      ]).finally(() => clearTimeout(timer));
-      if (left.length) log.warn("existing", `${runId}: removed ${left.length} object(s) the suites left: ${left.join(", ")}`);
-      else log.info("existing", `${runId}: swept; the suites left nothing`);
-    });
-    log.info(
-      "existing",
-      `${runId}: attached to ${cluster.server} (context ${kc.getCurrentContext()}, kubernetes ${kubeVersion}) and ${config.flavor} ${vaultVersion} at ${vaultAddr}`,
-    );
-    return { info, startupMs: Date.now() - started, stop: () => t.run(), [Symbol.asyncDispose]: () => t.run() };
-  } catch (err) {
-    await t.run();
-    throw err;
-  }
+/** The cluster's CA, as Vault must use it for kubernetes_ca_cert. */
+async function clusterCaPem(kc: KubeConfig): Promise<string> {
+  const cluster = kc.getCurrentCluster()!;
+  if (cluster.caData) return Buffer.from(cluster.caData, "base64").toString("utf8");
+  return cluster.caFile ? readFile(cluster.caFile, "utf8") : "";
+}
+
+/** VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT. */
+async function externalVault(config: Config): Promise<RunVault> {
+  const { vaultAddr, vaultToken, vaultCACert } = config.existing;
+  const caCert = vaultCACert ? await readFile(vaultCACert, "utf8") : undefined;
+  return {
+    client: new VaultClient({ address: vaultAddr!, token: vaultToken!, caCert, timeoutMs: 10_000 }),
+    token: vaultToken!,
+    caCert,
+    started: false,
+    logs: {},
+  };
+}
+
+/** `--vault process`: a throwaway dev Vault on this machine, pointed at the cluster; gone with the run. */
+async function startProcessVault(config: Config, ws: RunWorkspace): Promise<RunVault> {
+  const bin = await provisionVault(config);
+  const token = ws.newRootToken();
+  const name = config.flavor;
+  const dev = await startDevVault({
+    config,
+    flavor: config.flavor,
+    bin,
+    work: ws.workDir,
+    logDir: ws.logDir,
+    token,
+    timeout: 60_000,
+    startProcess: async (spec) => {
+      const p = await StartedProcess.start(spec);
+      ws.defer(`stop ${spec.name}`, () => p.stop());
+      return p;
+    },
+  });
+  log.info("existing", `${ws.runId}: started ${config.flavor} ${dev.version} dev server at ${dev.address}`);
+  return {
+    client: new VaultClient({ address: dev.address, token, timeoutMs: 10_000 }),
+    token,
+    caCert: undefined,
+    started: true,
+    logs: { [name]: join(ws.logDir, `${name}.log`) },
+  };
+}
+
+/**
+ * Last step of the teardown (registered last, so it runs first): whatever the suites left,
+ * because they were interrupted or a worker died, is found by run id and removed; what cannot be
+ * removed is named, with the reason.
+ */
+function sweepOnTeardown(ws: RunWorkspace, kube: Kube, vault: VaultClient): void {
+  const runId = ws.runId;
+  ws.defer("remove what the run left on the cluster and Vault", async () => {
+    // Bounded: a hung API server must not hang the teardown (the Kubernetes client has no timeout of its own).
+    let timer: NodeJS.Timeout | undefined;
+    const swept = await Promise.race([
+      sweepRun({ kube, vault }, runId),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new HarnessError("no answer within 60s; remove objects labelled with the run id by hand")), 60_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const { removed, failed } = swept;
+    if (removed.length) log.warn("existing", `${runId}: removed ${removed.length} object(s) the suites left: ${removed.join(", ")}`);
+    else if (!failed.length) log.info("existing", `${runId}: swept; the suites left nothing`);
+    if (failed.length)
+      log.warn(
+        "existing",
+        `${runId}: could not remove ${failed.length} object(s) the suites left: ${failed.map((f) => `${f.object} (${f.reason})`).join(", ")}; remove them by hand`,
+      );
+  });
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dumpYaml, KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
-import { PACKAGE_ROOT, type Flavor } from "../config.ts";
+import { DEFAULT_ISSUER, PACKAGE_ROOT, vaultBinary, type Config, type Flavor } from "../config.ts";
 import { UsageError } from "../errors.ts";
 
 /**
@@ -83,7 +83,6 @@ export interface KindClusterOptions {
 }
 
 /** The default issuer kind clusters have; the local target uses the same by default. */
-export const KIND_DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local";
 
 /**
  * kind's v1alpha4 cluster config. API server flags go through a kubeadm ClusterConfiguration
@@ -93,7 +92,7 @@ export const KIND_DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local
  */
 export function kindClusterConfig(o: KindClusterOptions): string {
   const args: Record<string, string> = {};
-  if (o.issuer && o.issuer !== KIND_DEFAULT_ISSUER) args["service-account-issuer"] = o.issuer;
+  if (o.issuer && o.issuer !== DEFAULT_ISSUER) args["service-account-issuer"] = o.issuer;
   if (o.apiAudiences?.length) args["api-audiences"] = o.apiAudiences.join(",");
   const patches = Object.keys(args).length ? [dumpYaml({ kind: "ClusterConfiguration", apiServer: { extraArgs: args } })] : [];
   const node: Record<string, unknown> = { role: "control-plane", image: o.image };
@@ -138,7 +137,7 @@ export function parseInternalKubeconfig(text: string): { server: string; caPem: 
   try {
     kc.loadFromString(text);
   } catch (err) {
-    throw new UsageError(`kind printed a kubeconfig that cannot be read: ${(err as Error).message.split("\n")[0]}`);
+    throw new UsageError(`kind printed a kubeconfig that cannot be read: ${(err as Error).message.split("\n")[0]}`, { cause: err });
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster?.server) throw new UsageError("kind's internal kubeconfig has no current cluster");
@@ -169,7 +168,7 @@ export function vaultContainerSpec(o: {
   runId: string;
   network?: string;
 }): VaultContainerSpec {
-  const bin = o.flavor === "openbao" ? "bao" : "vault";
+  const bin = vaultBinary(o.flavor);
   return {
     image: o.image,
     flavor: o.flavor,
@@ -263,4 +262,20 @@ export function keepInstructions(o: {
     `  use them:   export KUBECONFIG=${o.kubeconfig} VAULT_ADDR=${o.vaultAddress} VAULT_TOKEN="$(cat ${o.tokenFile})"`,
     `  remove it:  kind delete cluster --name ${o.clusterName}${o.containerId ? ` && docker rm -f ${o.containerId.slice(0, 12)}` : ""} && rm -rf ${o.workDir}`,
   ];
+}
+
+/** `--dry-run` of the kind target: what a run would create, as printed. */
+export function kindPlanText(config: Pick<Config, "kind" | "flavor" | "vault" | "keep" | "issuer">, runId: string): string {
+  const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
+  const image = vaultImageFor(config.flavor, config.vault.image);
+  return (
+    [
+      `plan of run ${runId} (kind ${node.kind ?? loadKindPins().kind}):`,
+      `  kind ${kindArgs.create({ name: runId, image: node.image, configFile: "<run dir>/kind-config.yaml", kubeconfig: "<run dir>/kubeconfig" }).join(" ")}`,
+      `  Vault: ${image} ${config.vault.mode === "in-cluster" ? "as a Deployment in the cluster" : "as a container on kind's network"}`,
+      `  afterwards: ${config.keep ? "kept (--keep)" : `kind delete cluster --name ${runId}, the container removed`}`,
+      `  kind-config.yaml:`,
+      kindClusterConfig({ name: runId, image: node.image, issuer: config.issuer }).replace(/^/gm, "    "),
+    ].join("\n") + "\n"
+  );
 }

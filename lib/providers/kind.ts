@@ -1,27 +1,26 @@
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
 import { execa } from "execa";
-import { onExitSync, Teardown } from "../cleanup.ts";
-import type { Config } from "../config.ts";
-import { HarnessError, UsageError, errorMessage } from "../errors.ts";
-import { httpJson } from "../http.ts";
-import { rawGet } from "../kube/client.ts";
+import { onExitSync } from "../cleanup.ts";
+import { childEnv, type Config, type ContainerEngine } from "../config.ts";
+import { HarnessError, KindError, UsageError, errorMessage } from "../errors.ts";
+import { checkPolicies, policyParser } from "../fixtures/check.ts";
+import type { RunWorkspace, StartedTarget, TargetInfo, TargetProvider } from "../lifecycle/provider.ts";
 import { formatDuration, log } from "../log.ts";
 import { freePort } from "../ports.ts";
-import { redact, registerSecret } from "../redact.ts";
-import type { TargetInfo } from "../lifecycle/info.ts";
-import { waitFor } from "../wait.ts";
+import { redact } from "../redact.ts";
+import { waitForVaultUnsealed } from "../vault/ready.ts";
+import { clusterFacts } from "./cluster.ts";
 import {
   inClusterVaultManifests,
   IN_CLUSTER_VAULT_NODE_PORT,
   keepInstructions,
   kindArgs,
   kindClusterConfig,
+  kindPlanText,
   loadKindPins,
   nodeImageFor,
   parseInternalKubeconfig,
@@ -29,7 +28,7 @@ import {
   vaultImageFor,
   type VaultContainerSpec,
 } from "./kind-plan.ts";
-import { newRunId } from "./local.ts";
+import { kindCliFor } from "./provision.ts";
 
 /** A started container, as far as the harness cares. */
 export interface RunningContainer {
@@ -46,7 +45,7 @@ export interface RunningContainer {
 export interface KindDeps {
   /** The kind CLI to run (a path, or "kind" from PATH). */
   kind: string;
-  /** Runs a tool and returns its stdout; rejects with `code: "ENOENT"` when it is not installed. */
+  /** Runs a tool and returns its stdout; rejects with a KindError (`failure: "not-found"` when it is not installed). */
   exec(cmd: string, args: string[], o?: { timeoutMs?: number; logFile?: string }): Promise<string>;
   /** Synchronous, for the last-resort cleanup while the process exits. */
   execSync(cmd: string, args: string[]): void;
@@ -58,31 +57,39 @@ export interface KindDeps {
   vaultReady(address: string, timeoutMs: number): Promise<string>;
 }
 
-export class StartedKindTarget implements AsyncDisposable {
-  constructor(
-    readonly info: TargetInfo,
-    private readonly teardown: Teardown,
-    readonly startupMs: number,
-    private readonly exportLogs: () => Promise<void>,
-  ) {}
+export const kindProvider: TargetProvider = {
+  name: "kind",
+  async preflight(config, { policies }) {
+    await checkPolicies(policies, await policyParser(config), config); // only a binary at hand: provisions nothing
+    // Flags first: a bad --kube-version is bad input whatever the machine has.
+    nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
+    vaultImageFor(config.flavor, config.vault.image);
+    await requireKindTools(await kindDeps(config), config.containerEngine);
+  },
+  async plan(config, runId) {
+    process.stdout.write(kindPlanText(config, runId));
+    return 0;
+  },
+  async start(config, ws) {
+    return startKindTarget(config, ws, await kindDeps(config));
+  },
+};
 
-  /** After a failed run: `kind export logs` into the run's artifacts. */
-  async onFailure(): Promise<void> {
-    await this.exportLogs();
-  }
-
-  stop(): Promise<void> {
-    return this.teardown.run();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
-  }
+/** The kind CLI the node image was built for: KIND_BIN, the cache, PATH, or installed with Go into the cache. */
+async function kindDeps(config: Config): Promise<KindDeps> {
+  // No Docker: say so before spending a minute installing kind.
+  await requireContainerEngine(defaultKindDeps("kind", childEnv(config)), config.containerEngine);
+  const cli = await kindCliFor(config, { install: !config.noBuild });
+  const kind = await cli.resolve().catch((err) => {
+    if (err instanceof HarnessError) throw err;
+    throw new HarnessError(`cannot install kind ${cli.version}: ${(err as Error).message}`, { exitCode: 2, cause: err });
+  });
+  return defaultKindDeps(kind?.path ?? "kind", childEnv(config));
 }
 
 const INSTALL_KIND = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation";
 
-const missing = (err: unknown) => (err as NodeJS.ErrnoException).code === "ENOENT";
+const notInstalled = (err: unknown) => err instanceof KindError && err.failure === "not-found";
 
 const firstLine = (text: string) =>
   text
@@ -91,175 +98,244 @@ const firstLine = (text: string) =>
     ?.trim() ?? "failed";
 
 /** docker (or podman) must be installed and running: checked first, it is the cheapest check. */
-export async function requireContainerEngine(deps: KindDeps, env: Record<string, string | undefined> = process.env): Promise<void> {
-  const engine = env.KIND_EXPERIMENTAL_PROVIDER === "podman" ? "podman" : "docker";
+export async function requireContainerEngine(deps: KindDeps, engine: ContainerEngine = "docker"): Promise<void> {
   try {
     await deps.exec(engine, ["info", "--format", "{{.ServerVersion}}"], { timeoutMs: 20_000 });
   } catch (err) {
-    if (missing(err))
+    if (notInstalled(err))
       throw new UsageError(
         `the kind target needs ${engine}, which is not on PATH: install Docker (or Podman with KIND_EXPERIMENTAL_PROVIDER=podman), or use --target local (no Docker needed)`,
+        { cause: err },
       );
     throw new UsageError(
       `${engine} is installed but not usable (${engine} info: ${firstLine((err as HarnessError).details ?? errorMessage(err))}): start it, or use --target local`,
+      { cause: err },
     );
   }
 }
 
 /** A container engine and the kind CLI; returns `kind version`. */
-export async function requireKindTools(deps: KindDeps, env: Record<string, string | undefined> = process.env): Promise<string> {
-  await requireContainerEngine(deps, env);
+export async function requireKindTools(deps: KindDeps, engine: ContainerEngine = "docker"): Promise<string> {
+  await requireContainerEngine(deps, engine);
   try {
     return (await deps.exec(deps.kind, ["version"], { timeoutMs: 15_000 })).trim();
   } catch (err) {
-    if (missing(err))
+    if (notInstalled(err))
       throw new UsageError(
         `the kind target needs the kind CLI, which is not on PATH: install kind ${loadKindPins().kind} (${INSTALL_KIND}), set KIND_BIN, or use --target local`,
+        { cause: err },
       );
-    throw new UsageError(`${deps.kind} version failed: ${errorMessage(err).split("\n")[0]}`);
+    throw new UsageError(`${deps.kind} version failed: ${errorMessage(err).split("\n")[0]}`, { cause: err });
   }
 }
 
+type VaultMode = "container" | "in-cluster";
+
+/** What the tools, flags and pins decided before anything is created. */
+interface KindSetup {
+  node: ReturnType<typeof nodeImageFor>;
+  image: string;
+  kindVersion: string;
+  mode: VaultMode;
+}
+
+/** What `kind create cluster` gave: where the harness and Vault reach the API server. */
+interface KindCluster {
+  name: string;
+  kubeconfig: string;
+  internal: { server: string; caPem: string };
+  /** In-cluster Vault: the loopback port mapped to its NodePort. */
+  hostPort: number | undefined;
+}
+
+const TIMEOUT_MS = 180_000;
+
 /**
  * A kind cluster per run plus a dev Vault, either as a container on kind's docker network or as
- * a Deployment inside the cluster. Steps:
- *   tools -> work dir -> cluster config -> kind create cluster --wait -> internal address and CA
- *   -> Vault (container via testcontainers, or in-cluster manifests) -> ready
+ * a Deployment inside the cluster, in the run's workspace:
+ *   tools -> kind create cluster --wait -> internal address and CA -> Vault (container or
+ *   in-cluster manifests) -> ready
  * Cleanups are registered before the thing they undo is created (a Ctrl-C during `kind create`
  * still deletes the cluster); `--keep` keeps cluster and Vault and prints how to remove them.
  */
-export async function startKindTarget(config: Config, deps: KindDeps = defaultKindDeps()): Promise<StartedKindTarget> {
+export async function startKindTarget(
+  config: Config,
+  ws: RunWorkspace,
+  deps: KindDeps = defaultKindDeps("kind", childEnv(config)),
+): Promise<StartedTarget> {
   const started = Date.now();
-  const flavor = config.flavor;
-  const mode = config.vault.mode === "in-cluster" ? "in-cluster" : "container";
-  const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
-  const image = vaultImageFor(flavor, config.vault.image);
-  const kindVersion = await requireKindTools(deps);
-  if (node.kind && !kindVersion.includes(node.kind))
-    log.warn("kind", `node image ${node.image} is built for kind ${node.kind}; this is ${kindVersion}`);
-  if (!node.pinned) log.warn("kind", `node image ${node.image} is not pinned by digest (pinned images: fixtures/kind.json)`);
-
-  const runId = newRunId();
-  const name = runId;
-  const keep = config.keep;
-  const timeout = 180_000;
-  const t = new Teardown(`kind target ${runId}`).tieToSignals();
+  const setup = await checkKindSetup(config, deps);
+  await ws.ensureLogDir();
+  const exportLogs = () => exportKindLogs(deps, ws);
   let clusterCreated = false;
-  let exportLogs = async (): Promise<void> => {};
   try {
-    const work = await mkdtemp(join(tmpdir(), `${runId}-`));
-    await chmod(work, 0o700);
-    if (!keep) {
-      const forget = onExitSync(() => rmSyncQuiet(work));
-      t.defer("remove work dir", async () => {
-        await rm(work, { recursive: true, force: true });
-        forget();
-      });
-    }
-    const artifactsDir = join(config.reportsDir, "artifacts", runId);
-    // Into the diagnostics bundle, next to the failed cases' own bundles.
-    exportLogs = async () => {
-      const dir = join(artifactsDir, "diagnostics", "kind-logs");
-      try {
-        await deps.exec(deps.kind, kindArgs.exportLogs(name, dir), { timeoutMs: 180_000 });
-        log.info("kind", `exported cluster logs to ${dir}`);
-      } catch (err) {
-        log.warn("kind", `kind export logs failed: ${errorMessage(err)}`);
-      }
-    };
-    const logDir = join(artifactsDir, "logs");
-    await mkdir(logDir, { recursive: true });
-    const token = registerSecret(`vkc-root-${randomBytes(18).toString("base64url")}`);
-    const tokenFile = join(work, "vault-token");
-    await writeFile(tokenFile, token, { mode: 0o600 });
-    const kubeconfig = join(work, "kubeconfig");
-    const configFile = join(work, "kind-config.yaml");
-    const hostPort = mode === "in-cluster" ? await freePort() : undefined;
-    await writeFile(
-      configFile,
-      kindClusterConfig({
-        name,
-        image: node.image,
-        issuer: config.issuer,
-        ...(hostPort ? { portMapping: { hostPort, nodePort: IN_CLUSTER_VAULT_NODE_PORT } } : {}),
-      }),
-      { mode: 0o600 },
+    const token = ws.newRootToken();
+    const tokenFile = await ws.writeSecret("vault-token", token);
+    log.info(
+      "kind",
+      `${ws.runId}: creating cluster ${ws.runId} (${setup.node.image}, issuer ${config.issuer}), Vault ${setup.image} (${setup.mode})`,
     );
-
-    log.info("kind", `${runId}: creating cluster ${name} (${node.image}, issuer ${config.issuer}), Vault ${image} (${mode})`);
-    if (!keep) {
-      const del = kindArgs.delete(name, kubeconfig);
-      const forget = onExitSync(() => deps.execSync(deps.kind, del));
-      t.defer(`delete kind cluster ${name}`, async () => {
-        await deps.exec(deps.kind, del, { timeoutMs: 120_000 });
-        forget();
-      });
-    }
-    await deps.exec(deps.kind, kindArgs.create({ name, image: node.image, configFile, kubeconfig }), {
-      timeoutMs: 600_000,
-      logFile: join(logDir, "kind-create.log"),
-    });
+    const cluster = await ws.step("kind create cluster", () => createCluster(config, ws, deps, setup));
     clusterCreated = true;
-    const internal = parseInternalKubeconfig(await deps.exec(deps.kind, kindArgs.internalKubeconfig(name), { timeoutMs: 30_000 }));
-
-    let vaultAddress: string;
-    let containerId: string | undefined;
-    let hostForVault = internal.server;
-    if (mode === "container") {
-      const spec = vaultContainerSpec({ image, flavor, token, runId });
-      const container = await deps.startContainer(spec, { logFile: join(logDir, `${flavor}.log`), timeoutMs: timeout });
-      containerId = container.id;
-      if (!keep) t.defer(`remove ${flavor} container ${container.id.slice(0, 12)}`, () => container.stop());
-      vaultAddress = container.address;
-    } else {
-      // Removed with the cluster.
-      await deps.applyObjects(
-        kubeconfig,
-        inClusterVaultManifests({ namespace: `vkc-vault-${runId.slice(-6)}`, image, flavor, token, runId }),
-      );
-      vaultAddress = `http://127.0.0.1:${hostPort}`;
-      hostForVault = "https://kubernetes.default.svc";
-    }
-    const vaultVersion = await deps.vaultReady(vaultAddress, timeout);
-    const facts = await deps.clusterFacts(kubeconfig);
-    if (keep)
-      t.defer("print how to remove what --keep kept", () => {
-        for (const line of keepInstructions({ clusterName: name, kubeconfig, containerId, workDir: work, vaultAddress, tokenFile }))
-          log.info("kind", line);
+    const vault = await ws.step(config.flavor, () =>
+      setup.mode === "container"
+        ? startVaultContainer(config, ws, deps, setup, cluster, token)
+        : startVaultInCluster(config, ws, deps, setup, cluster, token),
+    );
+    const vaultVersion = await ws.step("vault ready", () => deps.vaultReady(vault.address, TIMEOUT_MS));
+    const facts = await deps.clusterFacts(cluster.kubeconfig);
+    if (config.keep)
+      ws.defer("print how to remove what --keep kept", () => {
+        const o = { clusterName: cluster.name, kubeconfig: cluster.kubeconfig, containerId: vault.containerId, workDir: ws.workDir };
+        for (const line of keepInstructions({ ...o, vaultAddress: vault.address, tokenFile })) log.info("kind", line);
       });
-
-    const info: TargetInfo = {
-      runId,
-      target: "kind",
-      flavor,
-      kube: {
-        kubeconfigPath: kubeconfig,
-        context: `kind-${name}`,
-        server: serverOf(kubeconfig),
-        hostForVault,
-        caCertForVault: internal.caPem,
-        issuers: [config.issuer],
-        apiAudiences: [],
-        version: facts.version,
-      },
-      vault: { address: vaultAddress, tokenFile, flavor, version: vaultVersion, outsideCluster: mode === "container" },
-      versions: { kubernetes: facts.version, [flavor]: vaultVersion, kind: kindVersion, nodeImage: node.image, vaultImage: image },
-      artifactsDir,
-      logs: {
-        "kind-create": join(logDir, "kind-create.log"),
-        ...(mode === "container" ? { [flavor]: join(logDir, `${flavor}.log`) } : {}),
-      },
-    };
+    const info = kindTargetInfo(config, ws, { setup, cluster, vault, vaultVersion, facts, tokenFile });
     if (facts.issuer && facts.issuer !== config.issuer)
       log.warn("kind", `the cluster's discovery document names issuer ${facts.issuer}, not ${config.issuer}`);
     const ms = Date.now() - started;
-    log.info("kind", `${runId}: ready in ${formatDuration(ms)}: kubernetes ${facts.version}, ${flavor} ${vaultVersion}`);
-    return new StartedKindTarget(info, t, ms, exportLogs);
+    log.info("kind", `${ws.runId}: ready in ${formatDuration(ms)}: kubernetes ${facts.version}, ${config.flavor} ${vaultVersion}`);
+    return ws.started(info, ms, { onFailure: exportLogs });
   } catch (err) {
     // The cluster exists but the target did not come up: its logs say why, before it is deleted.
     if (clusterCreated) await exportLogs();
-    await t.run();
     throw err;
+  }
+}
+
+/** What the suites get to know about the kind target. */
+function kindTargetInfo(
+  config: Config,
+  ws: RunWorkspace,
+  o: { setup: KindSetup; cluster: KindCluster; vault: KindVault; vaultVersion: string; facts: { version: string }; tokenFile: string },
+): TargetInfo {
+  const { setup, cluster, vault, vaultVersion, facts, tokenFile } = o;
+  return {
+    runId: ws.runId,
+    target: "kind",
+    flavor: config.flavor,
+    kube: {
+      kubeconfigPath: cluster.kubeconfig,
+      context: `kind-${cluster.name}`,
+      server: serverOf(cluster.kubeconfig),
+      hostForVault: vault.hostForVault,
+      caCertForVault: cluster.internal.caPem,
+      issuers: [config.issuer],
+      apiAudiences: [],
+      version: facts.version,
+    },
+    vault: {
+      address: vault.address,
+      tokenFile,
+      flavor: config.flavor,
+      version: vaultVersion,
+      outsideCluster: setup.mode === "container",
+    },
+    versions: {
+      kubernetes: facts.version,
+      [config.flavor]: vaultVersion,
+      kind: setup.kindVersion,
+      nodeImage: setup.node.image,
+      vaultImage: setup.image,
+    },
+    artifactsDir: ws.artifactsDir,
+    logs: {
+      "kind-create": join(ws.logDir, "kind-create.log"),
+      ...(setup.mode === "container" ? { [config.flavor]: join(ws.logDir, `${config.flavor}.log`) } : {}),
+    },
+  };
+}
+
+/** Flags, pins and tools, before anything is created. */
+async function checkKindSetup(config: Config, deps: KindDeps): Promise<KindSetup> {
+  const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
+  const image = vaultImageFor(config.flavor, config.vault.image);
+  const kindVersion = await requireKindTools(deps, config.containerEngine);
+  if (node.kind && !kindVersion.includes(node.kind))
+    log.warn("kind", `node image ${node.image} is built for kind ${node.kind}; this is ${kindVersion}`);
+  if (!node.pinned) log.warn("kind", `node image ${node.image} is not pinned by digest (pinned images: fixtures/kind.json)`);
+  return { node, image, kindVersion, mode: config.vault.mode === "in-cluster" ? "in-cluster" : "container" };
+}
+
+/** kind create cluster --wait, its deletion registered first (unless --keep); then the internal address and CA. */
+async function createCluster(config: Config, ws: RunWorkspace, deps: KindDeps, setup: KindSetup): Promise<KindCluster> {
+  const name = ws.runId;
+  const kubeconfig = join(ws.workDir, "kubeconfig");
+  const hostPort = setup.mode === "in-cluster" ? await freePort() : undefined;
+  const configFile = await ws.writeSecret(
+    "kind-config.yaml",
+    kindClusterConfig({
+      name,
+      image: setup.node.image,
+      issuer: config.issuer,
+      ...(hostPort ? { portMapping: { hostPort, nodePort: IN_CLUSTER_VAULT_NODE_PORT } } : {}),
+    }),
+  );
+  if (!config.keep) {
+    const del = kindArgs.delete(name, kubeconfig);
+    const forget = onExitSync(() => deps.execSync(deps.kind, del));
+    ws.defer(`delete kind cluster ${name}`, async () => {
+      await deps.exec(deps.kind, del, { timeoutMs: 120_000 });
+      forget();
+    });
+  }
+  await deps.exec(deps.kind, kindArgs.create({ name, image: setup.node.image, configFile, kubeconfig }), {
+    timeoutMs: 600_000,
+    logFile: join(ws.logDir, "kind-create.log"),
+  });
+  const internal = parseInternalKubeconfig(await deps.exec(deps.kind, kindArgs.internalKubeconfig(name), { timeoutMs: 30_000 }));
+  return { name, kubeconfig, internal, hostPort };
+}
+
+interface KindVault {
+  address: string;
+  /** kubernetes_host as Vault reaches the API server. */
+  hostForVault: string;
+  containerId?: string;
+}
+
+/** Vault as a container on kind's network: reaches the API server at the control plane's internal name. */
+async function startVaultContainer(
+  config: Config,
+  ws: RunWorkspace,
+  deps: KindDeps,
+  setup: KindSetup,
+  cluster: KindCluster,
+  token: string,
+): Promise<KindVault> {
+  const spec = vaultContainerSpec({ image: setup.image, flavor: config.flavor, token, runId: ws.runId });
+  const container = await deps.startContainer(spec, { logFile: join(ws.logDir, `${config.flavor}.log`), timeoutMs: TIMEOUT_MS });
+  if (!config.keep) ws.defer(`remove ${config.flavor} container ${container.id.slice(0, 12)}`, () => container.stop());
+  return { address: container.address, hostForVault: cluster.internal.server, containerId: container.id };
+}
+
+/** Vault as a Deployment in the cluster (removed with it), reached through the mapped loopback port. */
+async function startVaultInCluster(
+  config: Config,
+  ws: RunWorkspace,
+  deps: KindDeps,
+  setup: KindSetup,
+  cluster: KindCluster,
+  token: string,
+): Promise<KindVault> {
+  const manifests = inClusterVaultManifests({
+    namespace: `vkc-vault-${ws.runId.slice(-6)}`,
+    image: setup.image,
+    flavor: config.flavor,
+    token,
+    runId: ws.runId,
+  });
+  await deps.applyObjects(cluster.kubeconfig, manifests);
+  return { address: `http://127.0.0.1:${cluster.hostPort}`, hostForVault: "https://kubernetes.default.svc" };
+}
+
+/** After a failed run (or a start that failed once the cluster existed): `kind export logs` into the diagnostics bundle. */
+async function exportKindLogs(deps: KindDeps, ws: RunWorkspace): Promise<void> {
+  const dir = join(ws.artifactsDir, "diagnostics", "kind-logs");
+  try {
+    await deps.exec(deps.kind, kindArgs.exportLogs(ws.runId, dir), { timeoutMs: 180_000 });
+    log.info("kind", `exported cluster logs to ${dir}`);
+  } catch (err) {
+    log.warn("kind", `kind export logs failed: ${errorMessage(err)}`);
   }
 }
 
@@ -269,41 +345,51 @@ function serverOf(kubeconfig: string): string {
   return kc.getCurrentCluster()?.server ?? "";
 }
 
-function rmSyncQuiet(dir: string): void {
-  try {
-    execFileSync("rm", ["-rf", dir], { stdio: "ignore", timeout: 10_000 });
-  } catch {
-    // exiting; nothing more to do
-  }
-}
-
 /** The real kind, docker and testcontainers. */
-export function defaultKindDeps(kind = "kind"): KindDeps {
+export function defaultKindDeps(kind: string, env: Record<string, string>): KindDeps {
   return {
     kind,
     async exec(cmd, args, o = {}) {
-      const res = await execa(cmd, args, { timeout: o.timeoutMs, reject: false, all: true, env: { ...process.env } });
+      const res = await execa(cmd, args, { timeout: o.timeoutMs, reject: false, all: true, env, extendEnv: false });
       if (o.logFile) await writeFile(o.logFile, redact(res.all ?? ""), { mode: 0o600 });
-      if ((res as { code?: string }).code === "ENOENT" || /ENOENT/.test(String(res.cause ?? ""))) {
-        throw Object.assign(new Error(`${cmd}: not found`), { code: "ENOENT" });
-      }
+      const what = `${cmd} ${args.slice(0, 2).join(" ")}`;
+      const spawnCode = (res as { code?: string }).code ?? (res.cause as NodeJS.ErrnoException | undefined)?.code;
+      if (spawnCode === "ENOENT") throw new KindError(`${cmd}: not found`, { command: cmd, failure: "not-found", cause: res.cause });
       if (res.timedOut)
-        throw new HarnessError(`${cmd} ${args.slice(0, 2).join(" ")} did not finish within ${formatDuration(o.timeoutMs ?? 0)}`);
+        throw new KindError(`${what} did not finish within ${formatDuration(o.timeoutMs ?? 0)}`, {
+          command: cmd,
+          failure: "timeout",
+          cause: res.cause,
+        });
       if (res.exitCode !== 0) {
         const tail = (res.all ?? "").trim().split("\n").slice(-15).join("\n");
-        throw new HarnessError(`${cmd} ${args.slice(0, 2).join(" ")} exited ${res.exitCode}`, { details: redact(tail) });
+        throw new KindError(`${what} exited ${res.exitCode}`, {
+          command: cmd,
+          failure: "exit",
+          ...(res.exitCode !== undefined ? { status: res.exitCode } : {}),
+          cause: res.cause,
+          details: redact(tail),
+        });
       }
       return res.stdout;
     },
     execSync(cmd, args) {
-      execFileSync(cmd, args, { stdio: "ignore", timeout: 120_000 });
+      execFileSync(cmd, args, { stdio: "ignore", timeout: 120_000, env });
     },
     async startContainer(spec, o) {
       let tc: typeof import("testcontainers");
       try {
         tc = await import("testcontainers");
       } catch (err) {
-        throw new HarnessError(`cannot load testcontainers: ${errorMessage(err)}`);
+        throw new HarnessError(`cannot load testcontainers: ${errorMessage(err)}`, { cause: err });
+      }
+      // No container runtime for testcontainers: its own lookup fails (the failure, not its text, decides).
+      try {
+        await tc.getContainerRuntimeClient();
+      } catch (err) {
+        throw new UsageError("testcontainers found no Docker to start Vault in: start Docker (or set DOCKER_HOST), or use --target local", {
+          cause: err,
+        });
       }
       let container: Awaited<ReturnType<InstanceType<typeof tc.GenericContainer>["start"]>>;
       try {
@@ -318,12 +404,9 @@ export function defaultKindDeps(kind = "kind"): KindDeps {
           .withStartupTimeout(o.timeoutMs)
           .start();
       } catch (err) {
-        const msg = errorMessage(err);
-        if (/container runtime strategy/i.test(msg))
-          throw new UsageError(
-            "testcontainers found no Docker to start Vault in: start Docker (or set DOCKER_HOST), or use --target local",
-          );
-        throw new HarnessError(`${spec.flavor} container ${spec.image} did not start: ${redact(msg.split("\n")[0] ?? "")}`);
+        throw new HarnessError(`${spec.flavor} container ${spec.image} did not start: ${redact(errorMessage(err).split("\n")[0] ?? "")}`, {
+          cause: err,
+        });
       }
       const out = createWriteStream(o.logFile, { mode: 0o600 });
       (await container.logs()).on("data", (d: Buffer) => out.write(redact(d.toString())));
@@ -345,25 +428,10 @@ export function defaultKindDeps(kind = "kind"): KindDeps {
     async clusterFacts(kubeconfig) {
       const kc = new KubeConfig();
       kc.loadFromFile(kubeconfig);
-      const version = await rawGet(kc, "/version");
-      if (version.status !== 200) throw new HarnessError(`the kind cluster answered /version with HTTP ${version.status}`);
-      const discovery = await rawGet(kc, "/.well-known/openid-configuration").catch(() => undefined);
-      return {
-        version: String(version.body.gitVersion ?? "unknown"),
-        issuer: discovery?.status === 200 ? String(discovery.body.issuer ?? "") : "",
-      };
+      return clusterFacts(kc, { status: (status) => new HarnessError(`the kind cluster answered /version with HTTP ${status}`) });
     },
     vaultReady(address, timeoutMs) {
-      return waitFor(
-        async () => {
-          const res = await httpJson<{ initialized?: boolean; sealed?: boolean; version?: string }>({
-            url: `${address}/v1/sys/health`,
-            timeoutMs: 2000,
-          }).catch(() => undefined);
-          return res?.status === 200 && res.body?.initialized && !res.body.sealed ? (res.body.version ?? "unknown") : undefined;
-        },
-        { what: `Vault at ${address} reports unsealed`, timeoutMs },
-      );
+      return waitForVaultUnsealed(address, { what: `Vault at ${address} reports unsealed`, timeoutMs });
     },
   };
 }

@@ -20,7 +20,12 @@ export interface CaseResult {
   versions?: Record<string, string>;
 }
 
+/** Format marker of results.json (schemas/results.v1.schema.json). */
+export const RESULTS_SCHEMA = "vault-k8s-conformance/results/v1";
+
 export interface RunResults {
+  /** Written by every run since v1; optional here so results.json files from before the marker still load. */
+  schema?: typeof RESULTS_SCHEMA;
   startedAt: string;
   durationMs: number;
   target?: string;
@@ -122,6 +127,7 @@ export class ResultsReporter implements Reporter {
     const hasAccess = access.access.length + access.capabilities.length + access.identity.length > 0;
     if (errors.length) totals.failed += errors.length;
     this.results = redactValue({
+      schema: RESULTS_SCHEMA,
       startedAt: new Date(this.#started).toISOString(),
       durationMs: Date.now() - this.#started,
       target: target?.target,

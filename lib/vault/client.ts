@@ -1,6 +1,9 @@
+import type { Dispatcher } from "undici";
 import { httpJson, type HttpResponse } from "../http.ts";
 import { HarnessError } from "../errors.ts";
 import { redactValue } from "../redact.ts";
+import type { VaultSettings } from "./env.ts";
+import { vaultDispatcher } from "./transport.ts";
 
 export interface VaultErrorBody {
   errors?: string[];
@@ -14,7 +17,13 @@ export interface VaultClientOptions {
   token?: string;
   caCert?: string;
   timeoutMs?: number;
+  /** Vault namespace (Enterprise, HCP, OpenBao): sent as X-Vault-Namespace on every request. */
   namespace?: string;
+  /**
+   * Transport with the user's TLS and proxy settings (lib/vault/transport.ts vaultDispatcher);
+   * replaces caCert (give one or the other).
+   */
+  dispatcher?: Dispatcher;
 }
 
 /**
@@ -25,12 +34,32 @@ export interface VaultClientOptions {
 export class VaultClient {
   constructor(readonly opts: VaultClientOptions) {}
 
+  /**
+   * A client as the user's environment configures one (lib/vault/env.ts vaultSettingsFromEnv):
+   * address, token, namespace, and a dispatcher with the TLS and proxy settings. Close it with
+   * `opts.dispatcher.close()` when done (idle connections do not keep the process alive).
+   */
+  static fromSettings(settings: VaultSettings, o: { timeoutMs?: number } = {}): VaultClient {
+    return new VaultClient({
+      address: settings.address,
+      ...(settings.token !== undefined ? { token: settings.token } : {}),
+      ...(settings.namespace !== undefined ? { namespace: settings.namespace } : {}),
+      dispatcher: vaultDispatcher(settings),
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    });
+  }
+
   get address(): string {
     return this.opts.address;
   }
 
   withToken(token: string | undefined): VaultClient {
     return new VaultClient({ ...this.opts, token });
+  }
+
+  /** The same client in another namespace (undefined: the root namespace). */
+  withNamespace(namespace: string | undefined): VaultClient {
+    return new VaultClient({ ...this.opts, namespace });
   }
 
   request<T = any>(method: string, path: string, body?: unknown): Promise<VaultResponse<T>> {
@@ -42,7 +71,7 @@ export class VaultClient {
       url: `${this.opts.address.replace(/\/$/, "")}/v1/${path.replace(/^\//, "")}`,
       headers,
       body,
-      ca: this.opts.caCert,
+      ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : { ca: this.opts.caCert }),
       timeoutMs: this.opts.timeoutMs ?? 15_000,
     });
   }

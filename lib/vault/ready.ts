@@ -1,7 +1,9 @@
 import { readFile } from "node:fs/promises";
-import type { Config, Flavor } from "../config.ts";
+import { vaultBinary, type Config, type Flavor } from "../config.ts";
 import { HarnessError, UsageError, errorMessage } from "../errors.ts";
+import { httpJson } from "../http.ts";
 import { registerSecret } from "../redact.ts";
+import { waitFor, type WaitOptions } from "../wait.ts";
 import { VaultClient } from "./client.ts";
 
 export interface VaultHealth {
@@ -22,9 +24,9 @@ export interface VaultHealth {
  */
 export async function assertVaultReady(vault: VaultClient, o: { flavor: Flavor }): Promise<VaultHealth> {
   const address = vault.address;
-  const cli = o.flavor === "openbao" ? "bao" : "vault";
+  const cli = vaultBinary(o.flavor);
   const health = await vault.read<VaultHealth>("sys/health").catch((err) => {
-    throw new HarnessError(`cannot reach Vault at ${address}: ${errorMessage(err)}`, { exitCode: 2 });
+    throw new HarnessError(`cannot reach Vault at ${address}: ${errorMessage(err)}`, { exitCode: 2, cause: err });
   });
   const body: VaultHealth = health.body && typeof health.body === "object" ? health.body : {};
   const initialized = typeof body.initialized === "boolean" ? body.initialized : health.status !== 501;
@@ -36,7 +38,7 @@ export async function assertVaultReady(vault: VaultClient, o: { flavor: Flavor }
     );
   if (sealed) throw new HarnessError(`Vault at ${address} is sealed: unseal it (${cli} operator unseal) and run again`, { exitCode: 2 });
   const self = await vault.read("auth/token/lookup-self").catch((err) => {
-    throw new HarnessError(`cannot reach Vault at ${address}: ${errorMessage(err)}`, { exitCode: 2 });
+    throw new HarnessError(`cannot reach Vault at ${address}: ${errorMessage(err)}`, { exitCode: 2, cause: err });
   });
   if (self.status !== 200)
     throw new HarnessError(
@@ -62,8 +64,25 @@ export async function checkExternalVault(config: Pick<Config, "flavor" | "existi
     } catch (err) {
       throw new UsageError(
         `cannot read VAULT_CACERT ${vaultCACert}: ${errorMessage(err).split("\n")[0]}: point it at the PEM CA of Vault's TLS certificate`,
+        { cause: err },
       );
     }
   }
   await assertVaultReady(new VaultClient({ address: vaultAddr, token: vaultToken, caCert, timeoutMs: 10_000 }), config);
+}
+
+/**
+ * The one wait for a Vault the harness started (the local and existing targets' dev server, kind's
+ * container or Deployment): polls sys/health, unauthenticated, until it answers 200 initialized
+ * and unsealed; returns the version it reports. `what` names the wait in its error; `failFast`
+ * and `evidence` come from whoever runs the server (a process that exited, its log tail).
+ */
+export function waitForVaultUnsealed(
+  address: string,
+  o: Pick<WaitOptions, "what" | "timeoutMs" | "failFast" | "evidence" | "signal">,
+): Promise<string> {
+  return waitFor(async () => {
+    const res = await httpJson<VaultHealth>({ url: `${address}/v1/sys/health`, timeoutMs: 2000 });
+    return res.status === 200 && res.body?.initialized && !res.body.sealed ? (res.body.version ?? "unknown") : undefined;
+  }, o);
 }

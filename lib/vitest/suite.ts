@@ -5,15 +5,13 @@ import { log } from "../log.ts";
 import type { TargetInfo } from "../lifecycle/info.ts";
 import {
   applyReviewer,
-  authConfigFor,
   connect,
   disableAuth,
   enableKubernetesAuth,
   enableKv,
   markedPolicy,
   removeReviewerBinding,
-  reviewerJwt,
-  writeAuthConfig,
+  standardAuth,
   type AuthConfig,
   type Clients,
   type Reviewer,
@@ -104,12 +102,14 @@ export class SuiteContext {
    * auth-delegator), its JWT, a kubernetes auth mount configured with host, CA and reviewer JWT.
    */
   async standardAuth(o: { reviewerMode?: "secret" | "tokenrequest"; config?: Partial<AuthConfig>; bind?: boolean } = {}) {
-    const namespace = await this.namespace("rev");
-    const reviewer = await this.reviewer(namespace, { bind: o.bind });
-    const jwt = await reviewerJwt(this.kube, reviewer, o.reviewerMode ?? "secret");
-    const mount = await this.mount();
-    await writeAuthConfig(this.vault, mount, authConfigFor(this.info, jwt, o.config));
-    return { namespace, reviewer, reviewerJwt: jwt, mount };
+    return standardAuth(this.clients, {
+      ...o,
+      fixturesDir: this.fixturesDir,
+      namespace: this.name("rev"),
+      suffix: this.name("r"),
+      mount: this.name("k8s"),
+      defer: (what, undo) => this.teardown.defer(what, undo),
+    });
   }
 
   async cleanup(): Promise<void> {

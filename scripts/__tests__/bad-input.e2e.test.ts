@@ -183,7 +183,11 @@ describe("fixtures that cannot be used are rejected before a target starts", () 
   it.each([
     ["an unknown role", "  nope: { capabilities: {} }", `intent names unknown role "nope" (roles: payments, payments-office)`],
     ["a malformed path", '  payments: { capabilities: { "apps/*/x": [read] } }', `intent.payments.capabilities: malformed path "apps/*/x"`],
-    ["a capability Vault does not have", '  payments: { capabilities: { "apps/x": [reed] } }', `intent.payments.capabilities."apps/x": "reed" is not a Vault capability`],
+    [
+      "a capability Vault does not have",
+      '  payments: { capabilities: { "apps/x": [reed] } }',
+      `intent.payments.capabilities."apps/x": "reed" is not a Vault capability`,
+    ],
   ])("an intent naming %s", async (_what, intent, message) => {
     const d = await fixtures(`intent-${_what.replace(/\W+/g, "-")}`);
     const file = join(d, "cases", "hardened-payments.yaml");

@@ -47,7 +47,9 @@ describe("npm run conformance", () => {
     const { provisionVault } = await import("../../lib/lifecycle/start.ts");
     const real = await provisionVault(loadConfig());
     const fake = join(dir, "fake-vault");
-    writeFileSync(fake, `#!/bin/sh\nif [ "$1" = policy ]; then exec "${real}" "$@"; fi\necho "no server today" >&2\nexit 1\n`, { mode: 0o755 });
+    writeFileSync(fake, `#!/bin/sh\nif [ "$1" = policy ]; then exec "${real}" "$@"; fi\necho "no server today" >&2\nexit 1\n`, {
+      mode: 0o755,
+    });
     const reports = join(dir, "cannot-start");
     const run = script("conformance.ts", ["--reports", reports, "suites/smoke"], { [cfgVault]: fake });
     expect(await run.exited, run.output()).toBe(3);

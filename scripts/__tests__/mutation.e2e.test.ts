@@ -32,9 +32,12 @@ describe("npm run mutation", () => {
     expect(r.baseline.passed).toBeGreaterThan(10);
     const byFile = Object.fromEntries(r.mutants.map((m) => [m.file, m]));
     expect(byFile["names-wildcard.yaml"]!.killedBy).toEqual(
-      expect.arrayContaining(["login 'intruder' as role 'payments' -> 403", "access: role payments lets in exactly its intended identities"]),
+      expect.arrayContaining([
+        "login intruder (aud vault) as role payments -> 403",
+        "access: role payments lets in exactly its intended identities",
+      ]),
     );
-    expect(byFile["reviewer-unbound.yaml"]!.killedBy).toContain("login 'payments' as role 'payments' -> 200");
+    expect(byFile["reviewer-unbound.yaml"]!.killedBy).toContain("login payments (aud vault) as role payments -> 200");
     expect(byFile["zz-harmless.yaml"]).toMatchObject({ killed: false, killedBy: [] });
     expect(readFileSync(join(reports, "mutation.md"), "utf8")).toContain("| a harmless change (zz-harmless.yaml) | **survived** |");
     expect(run.output()).toContain("2/3 mutants killed");

@@ -20,7 +20,7 @@ describe("resolveKind", () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   it("KIND_BIN wins over everything", async () => {
-    expect(await resolveKind({ cacheDir: join(dir, "c1"), version: "v0.33.0", env: { KIND_BIN: "/opt/kind", PATH: bin } })).toEqual({
+    expect(await resolveKind({ cacheDir: join(dir, "c1"), version: "v0.33.0", kindBin: "/opt/kind", env: { PATH: bin } })).toEqual({
       path: "/opt/kind",
       source: "env",
     });

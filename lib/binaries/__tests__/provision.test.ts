@@ -171,6 +171,7 @@ describe("provision()", () => {
     overrides: {},
     offline: false,
     noBuild: true,
+    env: { ...process.env },
     pins: pins(),
     pypiIndex: base,
     ...extra,
@@ -254,17 +255,12 @@ describe("provision()", () => {
   });
 
   it("with no Go toolchain on PATH, the error says so and names the variables to set", async () => {
-    const path = process.env.PATH;
-    process.env.PATH = join(dir, "no-such-bin-dir");
-    try {
-      const err = await provision(["etcd"], opts(join(dir, "nogo"), { offline: true, noBuild: false })).catch((e) => e);
-      expect(err.message).toMatch(
-        /^no etcd [\d.]+ binary: set TEST_ASSET_ETCD \(or KUBEBUILDER_ASSETS\) to a binary you have, or install Go so it can be built/,
-      );
-      expect(err.message).toContain("build: no Go toolchain (`go`) on PATH");
-    } finally {
-      process.env.PATH = path;
-    }
+    const env = { PATH: join(dir, "no-such-bin-dir") };
+    const err = await provision(["etcd"], opts(join(dir, "nogo"), { offline: true, noBuild: false, env })).catch((e) => e);
+    expect(err.message).toMatch(
+      /^no etcd [\d.]+ binary: set TEST_ASSET_ETCD \(or KUBEBUILDER_ASSETS\) to a binary you have, or install Go so it can be built/,
+    );
+    expect(err.message).toContain("build: no Go toolchain (`go`) on PATH");
   });
 
   it("offline mode never touches the network", async () => {

@@ -126,7 +126,7 @@ describe("provision() with a chosen version", () => {
     files.set("/vault/1.19.4/vault.zip", z);
     files.set("/vault/1.19.4/SUMS", Buffer.from(`${sha(z)}  vault.zip\n`));
     const cacheDir = join(dir, "cache");
-    const o = { cacheDir, overrides: {}, offline: false, noBuild: true, pins: pins() };
+    const o = { cacheDir, overrides: {}, offline: false, noBuild: true, env: {}, pins: pins() };
     const r = await provision(["vault"], { ...o, versions: { vault: "1.19.4" } });
     expect(r.vault).toMatchObject({ version: "1.19.4", source: "download", path: cachePath(cacheDir, "vault", "1.19.4") });
     expect(await readFile(r.vault!.path, "utf8")).toBe("VAULT-1.19.4");
@@ -143,6 +143,7 @@ describe("provision() with a chosen version", () => {
       overrides: {},
       offline: false,
       noBuild: true,
+      env: {},
       pins: pins(),
       versions: { vault: "1.0.99" },
     }).catch((e: unknown) => e);

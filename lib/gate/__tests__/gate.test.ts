@@ -3,7 +3,7 @@ import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "../../errors.ts";
 import { diffExitCode, diffProfiles, formatDiff, parseProfile } from "../diff.ts";
-import { buildMatrix, cellText, formatMatrixMarkdown, type PersonaCells } from "../matrix.ts";
+import { buildMatrix, cellText, formatMatrixMarkdown, issuerMatrixPath, type PersonaCells } from "../matrix.ts";
 import { listPersonas, loadPersona, parsePersona } from "../persona.ts";
 import { issuerSettingsFor, LEGACY_ISSUER, predictLogin } from "../predict.ts";
 import { kubernetesKeyId, pemKeyIds, tokenFacts } from "../profile.ts";
@@ -266,6 +266,9 @@ describe("personas", () => {
 });
 
 describe("matrix table", () => {
+  it("reads the issuer-matrix suite's cells where the suite writes them: <reports>/artifacts/<run>/issuer-matrix.json", () => {
+    expect(issuerMatrixPath("/r/matrix/p", "run1")).toBe(join("/r/matrix/p", "artifacts", "run1", "issuer-matrix.json"));
+  });
   const cells: PersonaCells = {
     persona: "p",
     flavor: "vault",

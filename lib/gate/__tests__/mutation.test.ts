@@ -4,7 +4,17 @@ import { join } from "node:path";
 import { loadYaml } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { PACKAGE_ROOT } from "../../config.ts";
-import { formatMutation, loadMutants, mutateCase, mutatedFixtures, parseMutant, summarize } from "../mutation.ts";
+import {
+  classifyMutant,
+  formatMutation,
+  loadMutants,
+  mutantLine,
+  mutateCase,
+  mutatedFixtures,
+  parseMutant,
+  selectMutants,
+  summarize,
+} from "../mutation.ts";
 
 const FIXTURES = join(PACKAGE_ROOT, "fixtures");
 
@@ -91,5 +101,31 @@ describe("mutants as data", () => {
     expect(md).toContain("1/2 mutants killed");
     expect(md).toContain("| A (a.yaml) | killed | login x -> 403 |");
     expect(md).toContain("| B (b.yaml) | **survived** | nothing (9 cases passed) |");
+  });
+
+  it("classifies a run: killed by the failed cases, survived when all pass, an error without results", () => {
+    const m = { file: "a.yaml", name: "A" };
+    const cases = [
+      { name: "login x -> 403", status: "failed" },
+      { name: "login y -> 200", status: "passed" },
+    ];
+    const killed = classifyMutant(m, { code: 1, results: { totals: { passed: 1, failed: 1 }, cases }, log: "l" });
+    expect(killed).toEqual({ file: "a.yaml", name: "A", killedBy: ["login x -> 403"], passed: 1, killed: true });
+    expect(mutantLine(killed)).toBe("killed   A by 1 case(s)");
+    const survived = classifyMutant(m, { code: 0, results: { totals: { passed: 2, failed: 0 }, cases: [] }, log: "l" });
+    expect(survived).toMatchObject({ killed: false, killedBy: [], passed: 2 });
+    expect(mutantLine(survived)).toBe("SURVIVED A");
+    const error = classifyMutant(m, { code: 3, results: undefined, log: "out.log" });
+    expect(error).toMatchObject({ killed: false, error: "no results (exit 3; see out.log)" });
+    expect(mutantLine(error)).toBe("ERROR    A");
+  });
+
+  it("--only selects mutants by file, with or without .yaml; an unknown one is bad input", () => {
+    const all = loadMutants(FIXTURES);
+    expect(selectMutants(all, undefined)).toBe(all);
+    const one = all[0]!.file;
+    expect(selectMutants(all, [one.replace(/\.yaml$/, "")]).map((m) => m.file)).toEqual([one]);
+    expect(selectMutants(all, [one]).map((m) => m.file)).toEqual([one]);
+    expect(() => selectMutants(all, ["no-such-mutant"])).toThrow(/no mutant no-such-mutant/);
   });
 });

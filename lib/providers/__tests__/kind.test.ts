@@ -3,7 +3,8 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { loadAllYaml, loadYaml, type KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../config.ts";
-import { UsageError } from "../../errors.ts";
+import { KindError, UsageError } from "../../errors.ts";
+import { inWorkspace, workspaceOptions } from "../../lifecycle/workspace.ts";
 import { redact } from "../../redact.ts";
 import {
   inClusterVaultManifests,
@@ -16,7 +17,7 @@ import {
   vaultImageFor,
   type KindPins,
 } from "../kind-plan.ts";
-import { requireKindTools, startKindTarget, type KindDeps } from "../kind.ts";
+import { requireKindTools, startKindTarget as startInWorkspace, type KindDeps } from "../kind.ts";
 
 // Plumbing of the kind target, without Docker: images, cluster config, command lines, the
 // internal address, cleanup order, and the errors for missing tools. Docker itself is only
@@ -196,7 +197,7 @@ function fakeDeps(o: { failAt?: string; missing?: string } = {}) {
     async exec(cmd, args) {
       const line = `${cmd} ${args.join(" ")}`;
       calls.push(line);
-      if (o.missing === cmd) throw Object.assign(new Error(`${cmd}: not found`), { code: "ENOENT" });
+      if (o.missing === cmd) throw new KindError(`${cmd}: not found`, { command: cmd, failure: "not-found" });
       if (o.failAt && line.startsWith(o.failAt)) throw new Error(`${o.failAt} failed`);
       if (args[0] === "version") return "kind v0.99.0 go1.26 linux/amd64";
       if (args[0] === "create") {
@@ -231,6 +232,10 @@ function fakeDeps(o: { failAt?: string; missing?: string } = {}) {
   };
   return { deps, calls, applied };
 }
+
+/** The kind provider's start in a run workspace of its own, as lib/lifecycle/start.ts runs it. */
+const startKindTarget = (config: ReturnType<typeof kindConfig>, deps: KindDeps) =>
+  inWorkspace(workspaceOptions(config), (ws) => startInWorkspace(config, ws, deps));
 
 const kindConfig = (env: Record<string, string> = {}) =>
   loadConfig({ VKC_TARGET: "kind", VKC_REPORTS_DIR: "/tmp/vkc-kind-unit-reports", HOME: "/tmp", ...env }, "/tmp");
@@ -314,7 +319,7 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
   it("after a failed run, kind export logs goes into the diagnostics bundle", async () => {
     const { deps, calls } = fakeDeps();
     const t = await startKindTarget(kindConfig(), deps);
-    await t.onFailure();
+    await t.onFailure!();
     expect(calls.at(-1)).toBe(`kind export logs ${t.info.artifactsDir}/diagnostics/kind-logs --name ${t.info.runId}`);
     await t.stop();
   });
@@ -331,7 +336,7 @@ describe("missing tools", () => {
     const { deps } = fakeDeps({ missing: "docker" });
     await expect(requireKindTools(deps)).rejects.toThrow(/needs docker, which is not on PATH: install Docker .*--target local/);
     const podman = fakeDeps({ missing: "podman" });
-    await expect(requireKindTools(podman.deps, { KIND_EXPERIMENTAL_PROVIDER: "podman" })).rejects.toThrow(/needs podman/);
+    await expect(requireKindTools(podman.deps, "podman")).rejects.toThrow(/needs podman/);
   });
   it("docker installed but the daemon is down -> says to start it", async () => {
     const { deps } = fakeDeps({ failAt: "docker info" });
