@@ -8,6 +8,7 @@ import type { AuditReport } from "../lib/access/audit.ts";
 import { median } from "../lib/bench.ts";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { childEnv, PACKAGE_ROOT, type Config } from "../lib/config.ts";
+import { scriptArgv } from "../lib/run.ts";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { redact } from "../lib/redact.ts";
@@ -19,7 +20,7 @@ const MOUNT = AUDIT_BENCH_MOUNT;
 
 function runAuditOnce(config: Config, env: Record<string, string>, args: string[]): Promise<{ ms: number; code: number | null; output: string }> {
   const t0 = Date.now();
-  const child = spawn(process.execPath, ["--import", "tsx", join(PACKAGE_ROOT, "scripts", "audit.ts"), ...args], {
+  const child = spawn(process.execPath, [...scriptArgv("audit.ts"), ...args], {
     cwd: PACKAGE_ROOT,
     env: childEnv(config, env),
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,7 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { AuthorizationV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { PACKAGE_ROOT } from "../config.ts";
+import { CODE_ROOT } from "../config.ts";
 import { RUN_LABEL } from "../kube/client.ts";
 import type { VaultClient } from "../vault/client.ts";
 import { loadManifests } from "./steps.ts";
@@ -19,9 +19,10 @@ export interface Plan {
 }
 
 export async function buildPlan(o: { runId: string; fixturesDir: string }): Promise<Plan> {
-  const suites = (await readdir(join(PACKAGE_ROOT, "suites")))
-    .filter((f) => f.endsWith(".test.ts"))
-    .map((f) => f.replace(/\.test\.ts$/, ""));
+  // The suites as they ship: .test.ts in a clone, .test.js in the installed (compiled) package.
+  const suites = (await readdir(join(CODE_ROOT, "suites")))
+    .filter((f) => /\.test\.[jt]s$/.test(f))
+    .map((f) => f.replace(/\.test\.[jt]s$/, ""));
   const cases = (await readdir(join(o.fixturesDir, "cases")).catch(() => [] as string[])).filter((f) => /\.ya?ml$/.test(f));
   const objs = await loadManifests(o.fixturesDir, "reviewer.yaml");
   const sa = objs.find((x) => x.kind === "ServiceAccount");
