@@ -18,7 +18,11 @@ import { AUDIT_BENCH_MOUNT, buildAuditBench } from "../lib/access/audit-bench.ts
 
 const MOUNT = AUDIT_BENCH_MOUNT;
 
-function runAuditOnce(config: Config, env: Record<string, string>, args: string[]): Promise<{ ms: number; code: number | null; output: string }> {
+function runAuditOnce(
+  config: Config,
+  env: Record<string, string>,
+  args: string[],
+): Promise<{ ms: number; code: number | null; output: string }> {
   const t0 = Date.now();
   const child = spawn(process.execPath, [...scriptArgv("audit.ts"), ...args], {
     cwd: PACKAGE_ROOT,

@@ -1,6 +1,7 @@
 import {
   ApiException,
   CoreV1Api,
+  Exec,
   KubeConfig,
   KubernetesObjectApi,
   RbacAuthorizationV1Api,
@@ -9,6 +10,7 @@ import {
   type V1PolicyRule,
   type V1Secret,
 } from "@kubernetes/client-node";
+import { Writable } from "node:stream";
 import { HarnessError } from "../errors.ts";
 import { httpJson, type HttpResponse } from "../http.ts";
 import { registerSecret } from "../redact.ts";
@@ -18,6 +20,11 @@ import { waitFor } from "../wait.ts";
 export const RUN_LABEL = "vault-k8s-conformance/run";
 
 export const KUBE_CALL_TIMEOUT_MS = 30_000;
+
+/** Where runPod mounts its projected serviceAccountToken volume. */
+export const PROJECTED_TOKEN_DIR = "/var/run/secrets/tokens";
+/** The kubelet-projected default token of a Pod. */
+export const DEFAULT_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /**
  * The one wrapper of the Kubernetes API objects. The Kubernetes client has no timeout of its own:
@@ -207,6 +214,140 @@ export class Kube {
         { what: `Pod ${namespace}/${name} is gone`, timeoutMs: 30_000 },
       ),
     );
+  }
+
+  /**
+   * A Pod a kubelet really runs (kind target): one container `c` running `command` in `image`
+   * (IfNotPresent: no registry needed for an image loaded into the node), the kubelet-projected
+   * default token at /var/run/secrets/kubernetes.io/serviceaccount/token, plus a projected volume
+   * `tokens` at /var/run/secrets/tokens with one serviceAccountToken file per `projected` entry.
+   */
+  async runPod(
+    namespace: string,
+    name: string,
+    o: {
+      serviceAccount: string;
+      image: string;
+      command: string[];
+      projected?: { path: string; audience?: string; expirationSeconds?: number }[];
+      env?: Record<string, string>;
+    },
+  ): Promise<{ name: string; uid: string }> {
+    const projected = o.projected ?? [];
+    const body: V1Pod = {
+      metadata: { name },
+      spec: {
+        serviceAccountName: o.serviceAccount,
+        terminationGracePeriodSeconds: 1,
+        containers: [
+          {
+            name: "c",
+            image: o.image,
+            imagePullPolicy: "IfNotPresent",
+            command: o.command,
+            env: Object.entries(o.env ?? {}).map(([n, value]) => ({ name: n, value })),
+            volumeMounts: projected.length ? [{ name: "tokens", mountPath: PROJECTED_TOKEN_DIR, readOnly: true }] : [],
+          },
+        ],
+        volumes: projected.length
+          ? [
+              {
+                name: "tokens",
+                projected: {
+                  sources: projected.map((p) => ({
+                    serviceAccountToken: { path: p.path, audience: p.audience, expirationSeconds: p.expirationSeconds ?? 3600 },
+                  })),
+                },
+              },
+            ]
+          : [],
+      },
+    };
+    const pod = await this.core.createNamespacedPod({ namespace, body });
+    return { name, uid: pod.metadata?.uid ?? "" };
+  }
+
+  /** Waits until the Pod is Running (its containers started); fails fast on a pull or start error. */
+  async waitPodRunning(namespace: string, name: string, timeoutMs = 90_000): Promise<V1Pod> {
+    let last: V1Pod | undefined;
+    const why = () => {
+      const waiting = last?.status?.containerStatuses?.map((c) => c.state?.waiting).find((w) => w?.reason);
+      return waiting ? `${waiting.reason}: ${waiting.message ?? ""}` : `phase ${last?.status?.phase ?? "unknown"}`;
+    };
+    return span("kube", () =>
+      waitFor(
+        async () => {
+          last = await this.core.readNamespacedPod({ namespace, name });
+          return last.status?.phase === "Running" && last.status.containerStatuses?.every((c) => c.ready) ? last : undefined;
+        },
+        {
+          what: `Pod ${namespace}/${name} is Running`,
+          timeoutMs,
+          intervalMs: 250,
+          evidence: why,
+          failFast: () => {
+            const reason = last?.status?.containerStatuses?.map((c) => c.state?.waiting?.reason).find(Boolean);
+            return reason &&
+              /ErrImagePull|ImagePullBackOff|ErrImageNeverPull|CreateContainerError|CrashLoopBackOff|InvalidImageName/.test(reason)
+              ? new HarnessError(`Pod ${namespace}/${name} cannot start: ${why()}`)
+              : undefined;
+          },
+        },
+      ),
+    );
+  }
+
+  /** Runs `command` in a container of the Pod (runPod's `c` by default), like kubectl exec; every exit code is data. */
+  async execInPod(
+    namespace: string,
+    name: string,
+    command: string[],
+    o: { container?: string; timeoutMs?: number } = {},
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const sink = (into: Buffer[]) =>
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          into.push(Buffer.from(chunk));
+          cb();
+        },
+      });
+    const exec = new Exec(this.kc);
+    return span("kube", async () => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await new Promise<{ exitCode: number; stdout: string; stderr: string }>((resolve, reject) => {
+          timer = setTimeout(
+            () => reject(new HarnessError(`exec in Pod ${namespace}/${name} got no answer within ${timeoutMs / 1000}s`)),
+            timeoutMs,
+          );
+          exec
+            .exec(namespace, name, o.container ?? "c", command, sink(out), sink(err), null, false, (status) => {
+              const code =
+                status.status === "Success"
+                  ? 0
+                  : Number(status.details?.causes?.find((c) => c.reason === "ExitCode")?.message ?? (status.status === "Failure" ? 1 : 0));
+              // The status arrives before the last output frames are flushed on some servers: let them land.
+              setTimeout(
+                () => resolve({ exitCode: code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }),
+                50,
+              );
+            })
+            .catch(reject);
+        });
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+  }
+
+  /** A file of the Pod's container (a token: registered as a secret). Throws unless `cat` succeeds. */
+  async readPodFile(namespace: string, name: string, path: string, o: { secret?: boolean; container?: string } = {}): Promise<string> {
+    const r = await this.execInPod(namespace, name, ["cat", path], { container: o.container });
+    if (r.exitCode !== 0) throw new HarnessError(`cat ${path} in Pod ${namespace}/${name}: exit ${r.exitCode}: ${r.stderr.trim()}`);
+    return o.secret ? registerSecret(r.stdout.trim()) : r.stdout;
   }
 
   /** A namespace carrying the run label plus `labels` (namespace selectors match on them). */

@@ -80,6 +80,18 @@ export interface KindClusterOptions {
   apiAudiences?: string[];
   /** Host port on 127.0.0.1 mapped to the node's port `nodePort` (an in-cluster Vault's NodePort). */
   portMapping?: { hostPort: number; nodePort: number };
+  /** The host is cgroup v1 and the kubelet refuses that by default (>= 1.35): patch `failCgroupV1: false` in. */
+  allowCgroupV1?: boolean;
+}
+
+/**
+ * Kubelet 1.35+ refuses to start on a cgroup v1 host unless its configuration sets
+ * `failCgroupV1: false` (KEP-5573). True for a node image's Kubernetes version at or above 1.35;
+ * false when the version is unknown (an image tag without vX.Y).
+ */
+export function kubeletRefusesCgroupV1(kubeVersion: string): boolean {
+  const m = /^v?(\d+)\.(\d+)/.exec(kubeVersion);
+  return !!m && (Number(m[1]) > 1 || Number(m[2]) >= 35);
 }
 
 /** The default issuer kind clusters have; the local target uses the same by default. */
@@ -95,6 +107,9 @@ export function kindClusterConfig(o: KindClusterOptions): string {
   if (o.issuer && o.issuer !== DEFAULT_ISSUER) args["service-account-issuer"] = o.issuer;
   if (o.apiAudiences?.length) args["api-audiences"] = o.apiAudiences.join(",");
   const patches = Object.keys(args).length ? [dumpYaml({ kind: "ClusterConfiguration", apiServer: { extraArgs: args } })] : [];
+  // KubeletConfiguration has one version (kubelet.config.k8s.io/v1beta1); kind matches the patch by
+  // kind. kind 0.33 skips kubeadm's preflight itself, so SystemVerification needs no patch.
+  if (o.allowCgroupV1) patches.push(dumpYaml({ kind: "KubeletConfiguration", failCgroupV1: false }));
   const node: Record<string, unknown> = { role: "control-plane", image: o.image };
   if (o.portMapping) {
     node.extraPortMappings = [
@@ -126,6 +141,8 @@ export const kindArgs = {
     "--wait",
     `${o.waitSeconds ?? 180}s`,
   ],
+  /** Copies an image from the host's engine into the node, so the kubelet never pulls it. */
+  loadImage: (name: string, image: string) => ["load", "docker-image", image, "--name", name],
   internalKubeconfig: (name: string) => ["get", "kubeconfig", "--internal", "--name", name],
   exportLogs: (name: string, dir: string) => ["export", "logs", dir, "--name", name],
   delete: (name: string, kubeconfig: string) => ["delete", "cluster", "--name", name, "--kubeconfig", kubeconfig],
@@ -224,6 +241,8 @@ export function inClusterVaultManifests(o: {
               {
                 name: "vault",
                 image: o.image,
+                // Loaded into the node with `kind load docker-image` when the host has it: no pull.
+                imagePullPolicy: "IfNotPresent",
                 command: spec.entrypoint,
                 args: spec.command,
                 env: Object.entries(spec.env).map(([name, value]) => ({ name, value })),

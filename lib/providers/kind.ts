@@ -21,6 +21,7 @@ import {
   kindArgs,
   kindClusterConfig,
   kindPlanText,
+  kubeletRefusesCgroupV1,
   loadKindPins,
   nodeImageFor,
   parseInternalKubeconfig,
@@ -135,8 +136,58 @@ type VaultMode = "container" | "in-cluster";
 interface KindSetup {
   node: ReturnType<typeof nodeImageFor>;
   image: string;
+  /** The Vault image is in the host's engine (so it can be `kind load`ed into the node). */
+  imageLocal: boolean;
   kindVersion: string;
   mode: VaultMode;
+  /** cgroup v1 host and a kubelet that refuses it by default: the cluster config patches it in. */
+  allowCgroupV1: boolean;
+}
+
+/** How long `docker pull` may take to decide whether a missing image can be pulled at all. */
+export const PULL_PROBE_MS = 20_000;
+
+/**
+ * An image the run needs: present in the engine, or pulled now. Returns true when it is (now)
+ * present. A pull that fails is bad input (UsageError, exit 2, before any cluster exists); a pull
+ * still running after PULL_PROBE_MS cannot be judged (a registry that is reachable but slow), so
+ * kind or the engine pulls it later and only a warning is logged.
+ */
+export async function requireImage(
+  deps: KindDeps,
+  engine: ContainerEngine,
+  image: string,
+  what: { noun: string; flag: string },
+): Promise<boolean> {
+  try {
+    await deps.exec(engine, ["image", "inspect", "--format", "{{.Id}}", image], { timeoutMs: 20_000 });
+    return true;
+  } catch (err) {
+    if (notInstalled(err)) throw err;
+  }
+  try {
+    await deps.exec(engine, ["pull", image], { timeoutMs: PULL_PROBE_MS });
+    return true;
+  } catch (err) {
+    if (err instanceof KindError && err.failure === "timeout") {
+      log.warn("kind", `${what.noun} ${image} is not present and still pulling after ${formatDuration(PULL_PROBE_MS)}; continuing`);
+      return false;
+    }
+    throw new UsageError(
+      `${what.noun} ${image} is not present and cannot be pulled: build it with \`npm run kit\` (kit/README.md) or name one with ${what.flag}`,
+      { cause: err, details: (err as HarnessError).details ?? errorMessage(err) },
+    );
+  }
+}
+
+/** True when the engine's host runs cgroup v1 (docker: CgroupVersion "1"; podman: "v1"). Unknown counts as v2. */
+export async function hostIsCgroupV1(deps: KindDeps, engine: ContainerEngine): Promise<boolean> {
+  const format = engine === "podman" ? "{{.Host.CgroupsVersion}}" : "{{.CgroupVersion}}";
+  try {
+    return /^v?1$/.test((await deps.exec(engine, ["info", "--format", format], { timeoutMs: 20_000 })).trim());
+  } catch {
+    return false;
+  }
 }
 
 /** What `kind create cluster` gave: where the harness and Vault reach the API server. */
@@ -249,11 +300,20 @@ function kindTargetInfo(
 async function checkKindSetup(config: Config, deps: KindDeps): Promise<KindSetup> {
   const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
   const image = vaultImageFor(config.flavor, config.vault.image);
-  const kindVersion = await requireKindTools(deps, config.containerEngine);
+  const engine = config.containerEngine;
+  const kindVersion = await requireKindTools(deps, engine);
   if (node.kind && !kindVersion.includes(node.kind))
     log.warn("kind", `node image ${node.image} is built for kind ${node.kind}; this is ${kindVersion}`);
   if (!node.pinned) log.warn("kind", `node image ${node.image} is not pinned by digest (pinned images: fixtures/kind.json)`);
-  return { node, image, kindVersion, mode: config.vault.mode === "in-cluster" ? "in-cluster" : "container" };
+  // Both images, before any cluster exists: a missing one is bad input, not a failed run.
+  await requireImage(deps, engine, node.image, { noun: "node image", flag: "--node-image" });
+  const vaultNoun = `${config.flavor === "openbao" ? "OpenBao" : "Vault"} image`;
+  const imageLocal = await requireImage(deps, engine, image, { noun: vaultNoun, flag: "--vault-image" });
+  const allowCgroupV1 = kubeletRefusesCgroupV1(node.kubeVersion) && (await hostIsCgroupV1(deps, engine));
+  if (allowCgroupV1)
+    log.warn("kind", `cgroup v1 host: Kubernetes ${node.kubeVersion}'s kubelet refuses it by default; setting failCgroupV1: false`);
+  const mode = config.vault.mode === "in-cluster" ? "in-cluster" : "container";
+  return { node, image, imageLocal, kindVersion, mode, allowCgroupV1 };
 }
 
 /** kind create cluster --wait, its deletion registered first (unless --keep); then the internal address and CA. */
@@ -268,9 +328,13 @@ async function createCluster(config: Config, ws: RunWorkspace, deps: KindDeps, s
       image: setup.node.image,
       issuer: config.issuer,
       ...(hostPort ? { portMapping: { hostPort, nodePort: IN_CLUSTER_VAULT_NODE_PORT } } : {}),
+      ...(setup.allowCgroupV1 ? { allowCgroupV1: true } : {}),
     }),
   );
   if (!config.keep) {
+    // Runs after the cluster's deletion (cleanups run newest first). kind deletes the kubeconfig
+    // entries it added, and those are in the run's own kubeconfig (removed with the work dir).
+    if (config.containerEngine === "docker") ws.defer("remove the kind network if unused", () => removeIdleKindNetwork(deps));
     const del = kindArgs.delete(name, kubeconfig);
     const forget = onExitSync(() => deps.execSync(deps.kind, del));
     ws.defer(`delete kind cluster ${name}`, async () => {
@@ -324,8 +388,27 @@ async function startVaultInCluster(
     token,
     runId: ws.runId,
   });
+  // No registry is needed for an image the host has: the node gets a copy (imagePullPolicy: IfNotPresent).
+  if (setup.imageLocal) await deps.exec(deps.kind, kindArgs.loadImage(cluster.name, setup.image), { timeoutMs: 300_000 });
   await deps.applyObjects(cluster.kubeconfig, manifests);
   return { address: `http://127.0.0.1:${cluster.hostPort}`, hostForVault: "https://kubernetes.default.svc" };
+}
+
+/**
+ * `kind delete cluster` leaves the `kind` docker network it created. Removed when no container is
+ * attached any more (another kind cluster, or anything else on it, keeps it); failures only warn.
+ */
+export async function removeIdleKindNetwork(deps: KindDeps, engine: ContainerEngine = "docker"): Promise<void> {
+  try {
+    const attached = (
+      await deps.exec(engine, ["network", "inspect", "kind", "--format", "{{len .Containers}}"], { timeoutMs: 20_000 })
+    ).trim();
+    if (attached !== "0") return;
+    await deps.exec(engine, ["network", "rm", "kind"], { timeoutMs: 30_000 });
+  } catch (err) {
+    // No such network (already gone), or one that became busy in between: nothing to do.
+    log.debug("kind", `kind network left as is: ${errorMessage(err).split("\n")[0]}`);
+  }
 }
 
 /** After a failed run (or a start that failed once the cluster existed): `kind export logs` into the diagnostics bundle. */
@@ -343,6 +426,38 @@ function serverOf(kubeconfig: string): string {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   return kc.getCurrentCluster()?.server ?? "";
+}
+
+/**
+ * testcontainers' reaper (Ryuk) is an image of its own; with no registry and no local copy, the
+ * first container start fails pulling it. testcontainers reads its reaper settings only from
+ * process.env (RYUK_CONTAINER_IMAGE when the module loads, TESTCONTAINERS_RYUK_DISABLED when the
+ * first container starts), never from an env passed to it, so this is the one place the harness
+ * writes process.env: when the run's env names no reaper image, does not decide
+ * TESTCONTAINERS_RYUK_DISABLED itself, and the default reaper image is not in the engine, it sets
+ * TESTCONTAINERS_RYUK_DISABLED=true. The provider's own teardown then removes the Vault container
+ * (container.stop, and `docker rm -f` at exit if the process dies first).
+ */
+async function disableReaperWithoutImage(env: Record<string, string>): Promise<void> {
+  if (env.RYUK_CONTAINER_IMAGE || env.TESTCONTAINERS_RYUK_DISABLED || process.env.TESTCONTAINERS_RYUK_DISABLED) return;
+  let image = "testcontainers/ryuk:0.14.0";
+  try {
+    image = (await import("testcontainers/build/reaper/reaper.js")).REAPER_IMAGE;
+  } catch {
+    // an older or newer layout: the default of testcontainers 11
+  }
+  const res = await execa("docker", ["image", "inspect", "--format", "{{.Id}}", image], {
+    reject: false,
+    env,
+    extendEnv: false,
+    timeout: 20_000,
+  });
+  if (res.exitCode === 0) return;
+  log.warn(
+    "kind",
+    `testcontainers' reaper image ${image} is not present: running without it (TESTCONTAINERS_RYUK_DISABLED=true); set RYUK_CONTAINER_IMAGE to use one`,
+  );
+  process.env.TESTCONTAINERS_RYUK_DISABLED = "true";
 }
 
 /** The real kind, docker and testcontainers. */
@@ -391,6 +506,7 @@ export function defaultKindDeps(kind: string, env: Record<string, string>): Kind
           cause: err,
         });
       }
+      await disableReaperWithoutImage(env);
       let container: Awaited<ReturnType<InstanceType<typeof tc.GenericContainer>["start"]>>;
       try {
         container = await new tc.GenericContainer(spec.image)
@@ -408,13 +524,17 @@ export function defaultKindDeps(kind: string, env: Record<string, string>): Kind
           cause: err,
         });
       }
+      // Last resort when the process dies before teardown (and no reaper runs): remove it on exit.
+      const id = container.getId();
+      const forget = onExitSync(() => execFileSync("docker", ["rm", "-f", "-v", id], { stdio: "ignore", timeout: 30_000, env }));
       const out = createWriteStream(o.logFile, { mode: 0o600 });
       (await container.logs()).on("data", (d: Buffer) => out.write(redact(d.toString())));
       return {
         id: container.getId(),
         address: `http://${container.getHost()}:${container.getMappedPort(spec.port)}`,
         stop: async () => {
-          await container.stop({ timeout: 5_000 });
+          await container.stop({ timeout: 5_000 }); // removes the container and its volumes
+          forget();
           out.end();
         },
       };

@@ -10,6 +10,7 @@ import {
   inClusterVaultManifests,
   kindArgs,
   kindClusterConfig,
+  kubeletRefusesCgroupV1,
   loadKindPins,
   nodeImageFor,
   parseInternalKubeconfig,
@@ -17,7 +18,14 @@ import {
   vaultImageFor,
   type KindPins,
 } from "../kind-plan.ts";
-import { requireKindTools, startKindTarget as startInWorkspace, type KindDeps } from "../kind.ts";
+import {
+  hostIsCgroupV1,
+  removeIdleKindNetwork,
+  requireImage,
+  requireKindTools,
+  startKindTarget as startInWorkspace,
+  type KindDeps,
+} from "../kind.ts";
 
 // Plumbing of the kind target, without Docker: images, cluster config, command lines, the
 // internal address, cleanup order, and the errors for missing tools. Docker itself is only
@@ -133,6 +141,105 @@ describe("kind cluster config", () => {
   });
 });
 
+describe("cgroup v1 hosts", () => {
+  it("kubelet 1.35+ refuses cgroup v1 by default; older or unknown versions are left alone", () => {
+    expect(kubeletRefusesCgroupV1("1.36.3")).toBe(true);
+    expect(kubeletRefusesCgroupV1("v1.35.0")).toBe(true);
+    expect(kubeletRefusesCgroupV1("1.34.3")).toBe(false);
+    expect(kubeletRefusesCgroupV1("unknown")).toBe(false);
+  });
+  it("the cluster config then patches the kubelet with failCgroupV1: false, beside the API server patch", () => {
+    const cfg = loadYaml<Record<string, any>>(
+      kindClusterConfig({ name: "n", image: "i", issuer: "https://oidc.example/id/1", allowCgroupV1: true }),
+    );
+    const patches = (cfg.kubeadmConfigPatches as string[]).map((p) => loadYaml<Record<string, any>>(p));
+    expect(patches).toEqual([
+      { kind: "ClusterConfiguration", apiServer: { extraArgs: { "service-account-issuer": "https://oidc.example/id/1" } } },
+      { kind: "KubeletConfiguration", failCgroupV1: false },
+    ]);
+    const only = loadYaml<Record<string, any>>(kindClusterConfig({ name: "n", image: "i", allowCgroupV1: true }));
+    expect(only.kubeadmConfigPatches.map((p: string) => loadYaml(p))).toEqual([{ kind: "KubeletConfiguration", failCgroupV1: false }]);
+  });
+  it('detects the host\'s cgroup version from the engine (docker "1", podman "v1"); a failing probe counts as v2', async () => {
+    expect(await hostIsCgroupV1(fakeDeps({ cgroup: "1" }).deps, "docker")).toBe(true);
+    expect(await hostIsCgroupV1(fakeDeps({ cgroup: "2" }).deps, "docker")).toBe(false);
+    expect(await hostIsCgroupV1(fakeDeps({ failAt: "docker info" }).deps, "docker")).toBe(false);
+    const podman = fakeDeps();
+    podman.deps.exec = async () => "v1";
+    expect(await hostIsCgroupV1(podman.deps, "podman")).toBe(true);
+  });
+  it("a run on a cgroup v1 host with a 1.35+ node image writes the patch into its kind config", async () => {
+    const { deps } = fakeDeps({ cgroup: "1" });
+    const t = await startKindTarget(kindConfig({ VKC_NODE_IMAGE: "vkc/kind-node:v1.36.3" }), deps);
+    const cfg = loadAllYaml(await readFile(t.info.kube.kubeconfigPath.replace(/kubeconfig$/, "kind-config.yaml"), "utf8"))[0] as Record<
+      string,
+      any
+    >;
+    expect(cfg.kubeadmConfigPatches.map((p: string) => loadYaml(p))).toContainEqual({ kind: "KubeletConfiguration", failCgroupV1: false });
+    await t.stop();
+    const old = await startKindTarget(kindConfig({ VKC_NODE_IMAGE: "vkc/kind-node:v1.34.0" }), fakeDeps({ cgroup: "1" }).deps);
+    const oldCfg = loadAllYaml(
+      await readFile(old.info.kube.kubeconfigPath.replace(/kubeconfig$/, "kind-config.yaml"), "utf8"),
+    )[0] as Record<string, any>;
+    expect(oldCfg.kubeadmConfigPatches).toBeUndefined();
+    await old.stop();
+  });
+});
+
+describe("images that are neither present nor pullable", () => {
+  const what = { noun: "node image", flag: "--node-image" };
+  it("present: no pull; absent but pullable: pulled", async () => {
+    const present = fakeDeps();
+    expect(await requireImage(present.deps, "docker", "vkc/kind-node:v1.36.3", what)).toBe(true);
+    expect(present.calls).toEqual(["docker image inspect --format {{.Id}} vkc/kind-node:v1.36.3"]);
+    const pulled = fakeDeps({ absent: ["kindest/node:v1.36.3"] });
+    expect(await requireImage(pulled.deps, "docker", "kindest/node:v1.36.3", what)).toBe(true);
+    expect(pulled.calls.at(-1)).toBe("docker pull kindest/node:v1.36.3");
+  });
+  it("absent and the pull fails: one line naming the kit and the flag (UsageError, exit 2)", async () => {
+    const { deps } = fakeDeps({ absent: ["vkc/kind-node:v9.9.9"], pull: "fails" });
+    const err = await requireImage(deps, "docker", "vkc/kind-node:v9.9.9", what).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).exitCode).toBe(2);
+    expect((err as Error).message).toBe(
+      "node image vkc/kind-node:v9.9.9 is not present and cannot be pulled: build it with `npm run kit` (kit/README.md) or name one with --node-image",
+    );
+  });
+  it("a pull still running after the bound is not judged: a warning, and the run goes on", async () => {
+    const { deps } = fakeDeps({ absent: ["kindest/node:v1.36.3"], pull: "times out" });
+    expect(await requireImage(deps, "docker", "kindest/node:v1.36.3", what)).toBe(false);
+  });
+  it("the run stops before any cluster exists, for the node image and for the Vault image", async () => {
+    const node = fakeDeps({ absent: ["vkc/kind-node:v9.9.9"], pull: "fails" });
+    await expect(startKindTarget(kindConfig({ VKC_NODE_IMAGE: "vkc/kind-node:v9.9.9" }), node.deps)).rejects.toThrow(
+      /^node image vkc\/kind-node:v9\.9\.9 is not present and cannot be pulled: .*--node-image$/,
+    );
+    expect(node.calls.filter((c) => c.startsWith("kind create"))).toEqual([]);
+    const bao = fakeDeps({ absent: ["vkc/openbao:0.0.1"], pull: "fails" });
+    await expect(startKindTarget(kindConfig({ VKC_FLAVOR: "openbao", VKC_VAULT_IMAGE: "vkc/openbao:0.0.1" }), bao.deps)).rejects.toThrow(
+      /^OpenBao image vkc\/openbao:0\.0\.1 is not present and cannot be pulled: build it with `npm run kit` \(kit\/README\.md\) or name one with --vault-image$/,
+    );
+    expect(bao.calls.filter((c) => c.startsWith("kind create"))).toEqual([]);
+  });
+  it("in-cluster Vault whose image could not be judged is not loaded (the node pulls it)", async () => {
+    const { deps, calls } = fakeDeps({ absent: ["hashicorp/vault:9.9.9"], pull: "times out" });
+    const t = await startKindTarget(kindConfig({ VKC_VAULT: "in-cluster", VKC_VAULT_IMAGE: "hashicorp/vault:9.9.9" }), deps);
+    expect(calls.some((c) => c.startsWith("kind load"))).toBe(false);
+    await t.stop();
+  });
+});
+
+describe("what kind leaves behind", () => {
+  it("the kind network stays while something else is attached to it; a missing network is fine", async () => {
+    const busy = fakeDeps({ onNetwork: "2" });
+    await removeIdleKindNetwork(busy.deps);
+    expect(busy.calls).toEqual(["docker network inspect kind --format {{len .Containers}}"]);
+    const gone = fakeDeps({ failAt: "docker network inspect" });
+    await expect(removeIdleKindNetwork(gone.deps)).resolves.toBeUndefined();
+    expect(gone.calls.some((c) => c.includes("network rm"))).toBe(false);
+  });
+});
+
 describe("kind command lines and the internal address", () => {
   it("create writes the kubeconfig to the run's directory, never the user's default", () => {
     expect(kindArgs.create({ name: "vkc-1", image: "img", configFile: "/w/kind.yaml", kubeconfig: "/w/kubeconfig" })).toEqual([
@@ -184,12 +291,27 @@ describe("Vault container and in-cluster manifests", () => {
     expect(crb.subjects).toEqual([{ kind: "ServiceAccount", name: "vault", namespace: "vkc-vault-1" }]);
     const deploy = objs[3] as any;
     expect(deploy.spec.template.spec.serviceAccountName).toBe("vault");
+    // The image is `kind load`ed into the node: never pulled when it is there.
+    expect(deploy.spec.template.spec.containers[0].imagePullPolicy).toBe("IfNotPresent");
     expect((objs[4] as any).spec).toMatchObject({ type: "NodePort", ports: [{ port: 8200, nodePort: 30820 }] });
   });
 });
 
 /** Fake kind/docker/testcontainers that record what the provider asks of them. */
-function fakeDeps(o: { failAt?: string; missing?: string } = {}) {
+function fakeDeps(
+  o: {
+    failAt?: string;
+    missing?: string;
+    /** Images the engine does not have. */
+    absent?: string[];
+    /** How `docker pull` of an absent image ends (default: it works). */
+    pull?: "fails" | "times out";
+    /** What `docker info --format {{.CgroupVersion}}` prints (default "2"). */
+    cgroup?: string;
+    /** Containers still on the kind network after the cluster is deleted (default "0"). */
+    onNetwork?: string;
+  } = {},
+) {
   const calls: string[] = [];
   const applied: KubernetesObject[] = [];
   const deps: KindDeps = {
@@ -200,6 +322,13 @@ function fakeDeps(o: { failAt?: string; missing?: string } = {}) {
       if (o.missing === cmd) throw new KindError(`${cmd}: not found`, { command: cmd, failure: "not-found" });
       if (o.failAt && line.startsWith(o.failAt)) throw new Error(`${o.failAt} failed`);
       if (args[0] === "version") return "kind v0.99.0 go1.26 linux/amd64";
+      if (args[0] === "image" && args[1] === "inspect" && o.absent?.includes(args.at(-1)!))
+        throw new KindError(`${cmd} image inspect exited 1`, { command: cmd, failure: "exit", status: 1 });
+      if (args[0] === "pull" && o.pull === "fails")
+        throw new KindError(`${cmd} pull exited 1`, { command: cmd, failure: "exit", status: 1, details: "no such host" });
+      if (args[0] === "pull" && o.pull === "times out") throw new KindError(`${cmd} pull timed out`, { command: cmd, failure: "timeout" });
+      if (args[0] === "info" && args.at(-1) === "{{.CgroupVersion}}") return o.cgroup ?? "2";
+      if (args[0] === "network" && args[1] === "inspect") return o.onNetwork ?? "0";
       if (args[0] === "create") {
         const kc = args[args.indexOf("--kubeconfig") + 1]!;
         await writeFile(
@@ -247,11 +376,15 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     const t = await startKindTarget(kindConfig(), deps);
     const name = t.info.runId;
     expect(calls.slice(0, 2)).toEqual(["docker info --format {{.ServerVersion}}", "kind version"]);
-    expect(calls[2]).toMatch(
+    // Both images are checked (present here), and the host's cgroup version, before kind create.
+    expect(calls[2]).toMatch(/^docker image inspect --format \{\{\.Id\}\} kindest\/node:/);
+    expect(calls[3]).toMatch(/^docker image inspect --format \{\{\.Id\}\} hashicorp\/vault:/);
+    expect(calls[4]).toBe("docker info --format {{.CgroupVersion}}");
+    expect(calls[5]).toMatch(
       new RegExp(`^kind create cluster --name ${name} --image kindest/node:v[\\d.]+@sha256:[0-9a-f]{64} --config /`),
     );
-    expect(calls[3]).toBe(`kind get kubeconfig --internal --name ${name}`);
-    expect(calls[4]).toMatch(/^container start hashicorp\/vault:\S+ network=kind$/);
+    expect(calls[6]).toBe(`kind get kubeconfig --internal --name ${name}`);
+    expect(calls[7]).toMatch(/^container start hashicorp\/vault:\S+ network=kind$/);
     expect(t.info).toMatchObject({
       target: "kind",
       flavor: "vault",
@@ -270,7 +403,13 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     const work = t.info.kube.kubeconfigPath.replace(/\/kubeconfig$/, "");
     calls.length = 0;
     await t.stop();
-    expect(calls).toEqual(["container stop", `kind delete cluster --name ${name} --kubeconfig ${work}/kubeconfig`]);
+    expect(calls).toEqual([
+      "container stop",
+      `kind delete cluster --name ${name} --kubeconfig ${work}/kubeconfig`,
+      // kind leaves its docker network: removed once nothing is attached to it.
+      "docker network inspect kind --format {{len .Containers}}",
+      "docker network rm kind",
+    ]);
     expect(existsSync(work)).toBe(false);
   });
 
@@ -278,21 +417,26 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     const { deps, calls } = fakeDeps({ failAt: "container" });
     await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(/container did not start/);
     // The cluster's logs are saved first: they say why the target did not come up.
-    expect(calls.at(-2)).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
-    expect(calls.at(-1)).toMatch(/^kind delete cluster --name vkc-/);
+    expect(calls.at(-4)).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
+    expect(calls.at(-3)).toMatch(/^kind delete cluster --name vkc-/);
+    expect(calls.slice(-2)).toEqual(["docker network inspect kind --format {{len .Containers}}", "docker network rm kind"]);
   });
 
   it("a failing kind create still runs kind delete (a half-created cluster is removed)", async () => {
     const { deps, calls } = fakeDeps({ failAt: "kind create" });
     await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(/kind create failed/);
     expect(calls.some((c) => c.startsWith("kind export logs"))).toBe(false);
-    expect(calls.at(-1)).toMatch(/^kind delete cluster/);
+    expect(calls.at(-3)).toMatch(/^kind delete cluster/);
+    expect(calls.at(-1)).toBe("docker network rm kind");
   });
 
   it("in-cluster Vault: applies the manifests, reaches Vault through the mapped port, Vault uses the in-cluster host", async () => {
     const { deps, calls } = fakeDeps();
     const t = await startKindTarget(kindConfig({ VKC_VAULT: "in-cluster", VKC_FLAVOR: "openbao" }), deps);
-    expect(calls).toContain("apply Namespace,ServiceAccount,ClusterRoleBinding,Deployment,Service");
+    const apply = calls.indexOf("apply Namespace,ServiceAccount,ClusterRoleBinding,Deployment,Service");
+    // The host's image is copied into the node first: the kubelet never pulls it.
+    expect(apply).toBeGreaterThan(0);
+    expect(calls[apply - 1]).toBe(`kind load docker-image ${t.info.versions.vaultImage} --name ${t.info.runId}`);
     expect(calls.some((c) => c.startsWith("container start"))).toBe(false);
     expect(t.info.vault.address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(t.info.kube.hostForVault).toBe("https://kubernetes.default.svc");

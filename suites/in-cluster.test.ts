@@ -1,0 +1,189 @@
+import { randomBytes } from "node:crypto";
+import { decodeJwt } from "jose";
+import { describe, expect, inject, test } from "vitest";
+import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
+import { suiteTest } from "../lib/vitest/fixtures.ts";
+import { expectRefused } from "../lib/vitest/assert.ts";
+import { inClusterSkipReason, loadPodImage, podImage } from "../lib/vitest/pods.ts";
+import { login, writeAuthConfig, writeRole, type LoginData } from "../lib/auth-setup/steps.ts";
+import { DEFAULT_TOKEN_PATH } from "../lib/kube/client.ts";
+import { inClusterVaultManifests } from "../lib/providers/kind-plan.ts";
+import { describeResponse, type VaultResponse } from "../lib/vault/client.ts";
+import { vaultBinary } from "../lib/config.ts";
+import { registerSecret } from "../lib/redact.ts";
+import { waitFor } from "../lib/wait.ts";
+import type { SuiteContext } from "../lib/vitest/suite.ts";
+
+// Vault inside the cluster, as the Helm chart runs it: its own ServiceAccount bound to
+// system:auth-delegator, and a config with only kubernetes_host, so that Vault reads its own pod's
+// CA and token (disable_local_ca_jwt=false): the plugin's main integration case.
+const skip = inClusterSkipReason(inject("target"));
+
+/** The whole config: no CA, no reviewer JWT. */
+const IN_CLUSTER_CONFIG = { kubernetes_host: "https://kubernetes.default.svc", disable_local_ca_jwt: false };
+
+async function appPod(ctx: SuiteContext, ns: string): Promise<{ name: string; uid: string }> {
+  const name = ctx.name("app");
+  const pod = await ctx.kube.runPod(ns, name, { serviceAccount: "app", image: podImage(ctx.info), command: ["sleep", "3600"] });
+  await ctx.kube.waitPodRunning(ns, name);
+  return pod;
+}
+
+const it = suiteTest("in-cluster").extend("app", { scope: "file" }, async ({ ctx }) => {
+  const ns = await ctx.namespace("app");
+  const uid = await ctx.kube.createServiceAccount(ns, "app");
+  await loadPodImage(ctx.info); // a no-op: the provider loaded the same image for its Vault
+  const pod = await appPod(ctx, ns);
+  const jwt = await ctx.kube.readPodFile(ns, pod.name, DEFAULT_TOKEN_PATH, { secret: true });
+  return { ns, uid, pod, jwt };
+});
+
+function expectLogin(res: VaultResponse<LoginData>, want: { ns: string; uid: string }) {
+  expect(res.status, describeResponse(res)).toBe(200);
+  const auth = res.body.auth!;
+  expect(auth.client_token.length).toBeGreaterThan(20);
+  expect(auth.metadata).toEqual({
+    role: "app",
+    service_account_name: "app",
+    service_account_namespace: want.ns,
+    service_account_uid: want.uid,
+    service_account_secret_name: "",
+  });
+  expect([...auth.policies].sort()).toEqual(["default"]);
+}
+
+/** A second dev Vault of the suite's own (the run's shared one must not restart under other suites). */
+async function ownVault(ctx: SuiteContext) {
+  const ns = await ctx.namespace("vault");
+  const token = registerSecret(randomBytes(12).toString("hex"));
+  const objects = inClusterVaultManifests({
+    namespace: ns,
+    image: podImage(ctx.info),
+    flavor: ctx.info.flavor,
+    token,
+    runId: ctx.info.runId,
+  }).filter(
+    (o) => o.kind !== "Namespace" && o.kind !== "Service", // the namespace exists; reached by pod IP, no NodePort
+  );
+  for (const o of objects) {
+    await ctx.kube.create(o);
+    if (o.kind === "ClusterRoleBinding")
+      ctx.teardown.defer(`delete ClusterRoleBinding ${o.metadata!.name}`, () => ctx.kube.deleteObject(o as KubernetesObject));
+  }
+  return { ns, token };
+}
+
+async function runningVaultPod(ctx: SuiteContext, ns: string, not?: string): Promise<V1Pod> {
+  return waitFor(
+    async () => {
+      const pods = await ctx.kube.core.listNamespacedPod({ namespace: ns, labelSelector: "app=vkc-vault" });
+      return pods.items.find(
+        (p) =>
+          p.metadata?.uid !== not &&
+          !p.metadata?.deletionTimestamp &&
+          p.status?.phase === "Running" &&
+          p.status.containerStatuses?.every((c) => c.ready) &&
+          p.status.podIP,
+      );
+    },
+    { what: `a ready Vault pod in ${ns}`, timeoutMs: 120_000, intervalMs: 500 },
+  );
+}
+
+/** The CLI inside the suite's Vault pod, as root (dev token). */
+async function cli(ctx: SuiteContext, vaultNs: string, pod: string, token: string, args: string[]) {
+  const bin = vaultBinary(ctx.info.flavor);
+  const env = ["env", "VAULT_ADDR=http://127.0.0.1:8200", "BAO_ADDR=http://127.0.0.1:8200", `VAULT_TOKEN=${token}`, `BAO_TOKEN=${token}`];
+  const r = await ctx.kube.execInPod(vaultNs, pod, [...env, bin, ...args], { container: "vault" });
+  expect(r.exitCode, `${bin} ${args[0]} ${args[1] ?? ""}: exit ${r.exitCode}: ${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+/** enable, config with only kubernetes_host, role: what a user re-applies to a dev Vault after a restart. */
+async function configure(ctx: SuiteContext, vaultNs: string, pod: string, token: string, appNs: string) {
+  await cli(ctx, vaultNs, pod, token, ["auth", "enable", "kubernetes"]);
+  await cli(ctx, vaultNs, pod, token, ["write", "auth/kubernetes/config", `kubernetes_host=${IN_CLUSTER_CONFIG.kubernetes_host}`]);
+  await cli(ctx, vaultNs, pod, token, [
+    "write",
+    "auth/kubernetes/role/app",
+    "bound_service_account_names=app",
+    `bound_service_account_namespaces=${appNs}`,
+  ]);
+}
+
+/** The app pod logs in with its own token file, through the Vault pod's IP. */
+async function podLogin(ctx: SuiteContext, appNs: string, appPod: string, vaultIp: string): Promise<LoginData> {
+  const bin = vaultBinary(ctx.info.flavor);
+  const addr = `http://${vaultIp}:8200`;
+  const r = await ctx.kube.execInPod(appNs, appPod, [
+    "env",
+    `VAULT_ADDR=${addr}`,
+    `BAO_ADDR=${addr}`,
+    bin,
+    "write",
+    "-format=json",
+    "auth/kubernetes/login",
+    "role=app",
+    `jwt=@${DEFAULT_TOKEN_PATH}`,
+  ]);
+  expect(r.exitCode, `${bin} write auth/kubernetes/login from the app pod: exit ${r.exitCode}: ${r.stderr}`).toBe(0);
+  const out = JSON.parse(r.stdout) as LoginData;
+  registerSecret(out.auth!.client_token);
+  return out;
+}
+
+if (skip) {
+  test.skip(`Vault in the cluster: ${skip}`, () => {});
+}
+
+describe.runIf(!skip)("Vault in the cluster (config: only kubernetes_host; Vault's own pod CA and token)", { timeout: 240_000 }, () => {
+  it("with only kubernetes_host=https://kubernetes.default.svc, a pod's kubelet-projected token logs in (200)", async ({
+    ctx,
+    app: { ns, uid, jwt },
+  }) => {
+    const mount = await ctx.mount();
+    await writeAuthConfig(ctx.vault, mount, IN_CLUSTER_CONFIG);
+    const cfg = await ctx.vault.must("GET", `auth/${mount}/config`);
+    expect(cfg.body.data).toMatchObject({
+      kubernetes_host: IN_CLUSTER_CONFIG.kubernetes_host,
+      kubernetes_ca_cert: "",
+      disable_local_ca_jwt: false,
+    });
+    expect(cfg.body.data.token_reviewer_jwt_set).toBe(false);
+    await writeRole(ctx.vault, mount, "app", { bound_service_account_names: ["app"], bound_service_account_namespaces: [ns] });
+    expectLogin(await login(ctx.vault, mount, "app", jwt), { ns, uid });
+  });
+
+  it("a token of a ServiceAccount the role does not bind is refused with that config (403)", async ({ ctx, app: { ns } }) => {
+    const mount = await ctx.mount();
+    await writeAuthConfig(ctx.vault, mount, IN_CLUSTER_CONFIG);
+    await writeRole(ctx.vault, mount, "app", { bound_service_account_names: ["app"], bound_service_account_namespaces: [ns] });
+    await ctx.kube.createServiceAccount(ns, "intruder");
+    expectRefused(
+      await login(ctx.vault, mount, "app", await ctx.kube.requestToken(ns, "intruder")),
+      403,
+      "service account name not authorized",
+    );
+  });
+
+  it("after the Vault pod restarts (Deployment recreates it; dev mode: config re-applied), the app pod logs in again", async ({
+    ctx,
+    app: { ns, uid, pod },
+  }) => {
+    const { ns: vaultNs, token } = await ownVault(ctx);
+    const first = await runningVaultPod(ctx, vaultNs);
+    // Vault's own projected token: bound to its pod, read by the plugin for every review.
+    const own = decodeJwt(
+      await ctx.kube.readPodFile(vaultNs, first.metadata!.name!, DEFAULT_TOKEN_PATH, { secret: true, container: "vault" }),
+    );
+    expect(own.sub).toBe(`system:serviceaccount:${vaultNs}:vault`);
+    await configure(ctx, vaultNs, first.metadata!.name!, token, ns);
+    expectLogin({ status: 200, body: await podLogin(ctx, ns, pod.name, first.status!.podIP!) } as VaultResponse<LoginData>, { ns, uid });
+
+    await ctx.kube.core.deleteNamespacedPod({ namespace: vaultNs, name: first.metadata!.name! });
+    const second = await runningVaultPod(ctx, vaultNs, first.metadata!.uid);
+    expect(second.metadata!.uid).not.toBe(first.metadata!.uid);
+    await configure(ctx, vaultNs, second.metadata!.name!, token, ns);
+    expectLogin({ status: 200, body: await podLogin(ctx, ns, pod.name, second.status!.podIP!) } as VaultResponse<LoginData>, { ns, uid });
+  });
+});
