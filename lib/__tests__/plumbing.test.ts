@@ -197,6 +197,31 @@ describe("summary", () => {
     expect(summaryMarkdown({ ...base, totals: { passed: 0, failed: 0, skipped: 0 }, cases: [] })).toContain("FAIL");
     expect(summaryMarkdown({ ...base, totals: { passed: 2, failed: 0, skipped: 0 }, cases: [] })).toContain("PASS");
   });
+
+  it("lists skipped cases with the reason their suite declared, and only those", () => {
+    const md = summaryMarkdown({
+      startedAt: "",
+      durationMs: 1000,
+      unhandledErrors: [],
+      totals: { passed: 1, failed: 0, skipped: 2 },
+      cases: [
+        {
+          id: "p.ts::pods > a",
+          project: "conformance",
+          suite: "pods",
+          name: "a",
+          status: "skipped",
+          durationMs: 0,
+          skipNote: "needs a kubelet: --target kind",
+        },
+        { id: "s.ts::slow > b", project: "conformance", suite: "slow", name: "b", status: "skipped", durationMs: 0 },
+        { id: "x.ts::x > c", project: "conformance", suite: "x", name: "c", status: "passed", durationMs: 1 },
+      ],
+    });
+    expect(md).toContain("### Skipped, with the suite's reason");
+    expect(md).toContain("| p.ts::pods > a | needs a kubelet: --target kind |");
+    expect(md).not.toContain("s.ts::slow > b |");
+  });
 });
 
 describe("user-defined cases", () => {

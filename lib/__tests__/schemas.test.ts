@@ -77,7 +77,7 @@ const AGREEMENT: { name: string; kind: SchemaKind; pointer: string; keys: readon
     name: "CaseResult",
     kind: "results",
     pointer: "/$defs/case",
-    keys: keysOf<CaseResult>()(["id", "project", "suite", "name", "status", "durationMs", "error", "target", "flavor", "versions"]),
+    keys: keysOf<CaseResult>()(["id", "project", "suite", "name", "status", "durationMs", "error", "skipNote", "target", "flavor", "versions"]),
     required: requiredOf<CaseResult>()(["id", "project", "suite", "name", "status", "durationMs"]),
   },
   {

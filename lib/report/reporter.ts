@@ -14,6 +14,8 @@ export interface CaseResult {
   status: "passed" | "failed" | "skipped";
   durationMs: number;
   error?: string;
+  /** Why it was skipped, when the suite declared a reason (`ctx.skip(note)`). */
+  skipNote?: string;
   /** Where it ran (conformance cases only). */
   target?: string;
   flavor?: string;
@@ -90,6 +92,7 @@ export class ResultsReporter implements Reporter {
             ? { target: target.target, flavor: target.flavor, versions: target.versions }
             : {}),
           ...(r.state === "failed" && r.errors?.length ? { error: redact(r.errors.map((e) => e.message).join("\n")) } : {}),
+          ...(r.state === "skipped" && r.note ? { skipNote: redact(r.note) } : {}),
         });
       }
       // A describe whose beforeAll/afterAll failed: its tests are skipped, yet the run failed.
@@ -177,6 +180,11 @@ export function summaryMarkdown(r: RunResults): string {
   }
   lines.push("| file | passed | failed | skipped |", "|---|---|---|---|");
   for (const [k, s] of bySuite) lines.push(`| ${k} | ${s.passed} | ${s.failed} | ${s.skipped} |`);
+  const declared = r.cases.filter((c) => c.status === "skipped" && c.skipNote);
+  if (declared.length) {
+    lines.push("", "### Skipped, with the suite's reason", "", "| case | reason |", "|---|---|");
+    for (const c of declared) lines.push(`| ${esc(c.id)} | ${esc(c.skipNote!)} |`);
+  }
   if (r.access) lines.push("", accessMarkdown(r.access));
   return lines.join("\n") + "\n";
 }
