@@ -4,10 +4,11 @@ import { defineConfig } from "vitest/config";
 // package's build (dist/vitest.config.js, next to dist/suites/*.test.js): the same projects either way.
 const ext = new URL(import.meta.url).pathname.endsWith(".js") ? "js" : "ts";
 
-// Three projects, run in this order: `unit` (plumbing, fakes allowed, no target), `harness` (the
+// Projects, run in this order: `unit` (plumbing, fakes allowed, no target), `harness` (the
 // scripts' own behaviour on real processes: signals, cleanup, bad input) and `conformance` (real
 // Vault and real Kubernetes; one target per run, started by the script that runs vitest, which the
-// globalSetup attaches to and shares through provide/inject).
+// globalSetup attaches to and shares through provide/inject); `kind` (the kind target's lifecycle,
+// Docker needed) runs only when named.
 export default defineConfig({
   test: {
     projects: [
@@ -30,6 +31,21 @@ export default defineConfig({
           testTimeout: 180_000,
           // Hooks start targets too (env:up in a beforeAll): 10 s is not enough on a loaded machine.
           hookTimeout: 180_000,
+        },
+      },
+      {
+        // The kind target's own lifecycle on a real kind cluster and a real Docker engine (dry run,
+        // Ctrl-C at each phase, --keep, logs export on failure, bad engines). Not part of `npm test`
+        // (scripts/test.ts names its projects): kit/ci.sh runs it with `npx vitest run --project kind`.
+        // Without Docker it fails, it never skips.
+        test: {
+          name: "kind",
+          include: ["scripts/**/*.kind.test.ts"],
+          sequence: { groupOrder: 3 },
+          // Each test creates a kind cluster: one at a time.
+          maxWorkers: 1,
+          testTimeout: 420_000,
+          hookTimeout: 120_000,
         },
       },
       {

@@ -5,7 +5,9 @@
 #   2. the kind CLI (npm run setup -- --target kind: KIND_BIN, the cache, PATH, or go install);
 #   3. npm run conformance -- --target kind for each flavor x Vault mode (container, in-cluster),
 #      each run creating and deleting its own cluster;
-#   4. checks that nothing is left: no kind cluster, no container, no kind network, no volume.
+#   4. checks that nothing is left: no kind cluster, no container, no kind network, no volume;
+#   5. the kind target's lifecycle tests (`npx vitest run --project kind`: --dry-run, Ctrl-C at each
+#      phase, --keep, logs export on failure, bad engines), each checking that nothing is left.
 # Prints one line per step with its time; exits non-zero at the first failure.
 #
 # Environment: VKC_KIND_RUNS (default "vault:container vault:in-cluster openbao:container
@@ -83,5 +85,17 @@ for run in $runs; do
     status=1
   fi
 done
+s=$(date +%s)
+if npx vitest run --project kind; then
+  say "kind lifecycle tests passed in $(( $(date +%s) - s ))s"
+else
+  status=1
+  say "kind lifecycle tests FAILED after $(( $(date +%s) - s ))s"
+fi
+left=$(leftovers)
+if [ -n "$left" ]; then
+  echo "kind-ci: left behind after the kind lifecycle tests: $(echo "$left" | tr '\n' ';')" >&2
+  status=1
+fi
 say "kind phase done (status $status)"
 exit $status

@@ -1,5 +1,6 @@
+import { appendFile } from "node:fs/promises";
 import { loadConfig, processEnv, type Config } from "./config.ts";
-import { HarnessError, UsageError, describeError } from "./errors.ts";
+import { EXIT, HarnessError, UsageError, describeError } from "./errors.ts";
 import { setLogLevel } from "./log.ts";
 import { redact } from "./redact.ts";
 
@@ -27,6 +28,12 @@ export const COMMON_FLAGS: FlagSpec[] = [
     env: "VKC_PERSONA",
     value: "NAME",
     help: "local target: apiserver persona from fixtures/personas/ (see npm run matrix)",
+  },
+  {
+    flag: "--kubeconfig",
+    env: "KUBECONFIG",
+    value: "FILE[:FILE...]",
+    help: "existing target: kubeconfig file(s), merged as kubectl does (default ~/.kube/config, or the pod's ServiceAccount)",
   },
   { flag: "--context", env: "VKC_CONTEXT", value: "NAME", help: "existing target: kubeconfig context" },
   { flag: "--vault", env: "VKC_VAULT", value: "MODE", help: "how Vault runs: kind: container|in-cluster; existing: external|process" },
@@ -89,17 +96,59 @@ export function parseArgs(argv: string[], specs: FlagSpec[], env: Record<string,
   return parsed;
 }
 
-export function usage(command: string, summary: string, specs: FlagSpec[]): string {
+/**
+ * What each exit code means for one command (README "Exit codes"). 0, 2 and 3 mean the same for
+ * every command and have defaults; 1 is the command's own negative verdict. `false`: the command
+never exits with that code.
+ */
+export interface ExitCodes {
+  ok?: string | false;
+  failed: string | false;
+  usage?: string;
+  infra?: string;
+}
+
+const USAGE = "bad input (flags, config, files, fixtures, credentials, a Vault or cluster that does not answer)";
+const INFRA = "no verdict: the target could not start, or an infrastructure call failed";
+
+function exitRows(e: ExitCodes): string[] {
+  const rows: [number | string, string | false][] = [
+    [EXIT.ok, e.ok ?? "success"],
+    [EXIT.failed, e.failed],
+    [EXIT.usage, e.usage ? `${USAGE}; ${e.usage}` : USAGE],
+    [EXIT.infra, e.infra ? `${INFRA}; ${e.infra}` : INFRA],
+    [`${EXIT.interrupted}/${EXIT.terminated}`, "stopped by SIGINT (Ctrl-C) / SIGTERM or SIGHUP, after the teardown"],
+  ];
+  return rows.filter((r): r is [number | string, string] => r[1] !== false).map(([c, m]) => `  ${String(c).padEnd(8)} ${m}`);
+}
+
+export function usage(command: string, summary: string, specs: FlagSpec[], exits?: ExitCodes): string {
   const rows = specs.map((s) => `  ${`${s.flag}${s.value ? ` ${s.value}` : ""}`.padEnd(34)} ${s.help}${s.env ? ` [${s.env}]` : ""}`);
-  return `usage: ${command}\n${summary}\n\noptions:\n${rows.join("\n")}\n  --help                             this text\n`;
+  const codes = exits ? `\nexit codes:\n${exitRows(exits).join("\n")}\n` : "";
+  return `usage: ${command}\n${summary}\n\noptions:\n${rows.join("\n")}\n  --help                             this text\n${codes}`;
+}
+
+/** Appends to a file the user named (`--markdown "$GITHUB_STEP_SUMMARY"`); one that cannot be written is bad input. */
+export async function appendToFile(file: string, text: string, flag: string): Promise<void> {
+  try {
+    await appendFile(file, text);
+  } catch (err) {
+    throw new UsageError(`cannot write ${file} (${flag}): ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`, { cause: err });
+  }
+}
+
+/** Bad input for a command that takes no positional arguments (a stray word is likely a flag without its dashes). */
+export function noPositionals(parsed: Parsed, command: string): void {
+  if (parsed.positionals.length) throw new UsageError(`${command} takes no positional arguments (got ${parsed.positionals.join(" ")})`);
 }
 
 /**
  * Runs a script body: parses flags, loads config, and turns any error into one clear line on
- * stderr and a non-zero exit (2 for bad input). Stack traces only with --debug.
+ * stderr and a non-zero exit: 2 for bad input (UsageError), 3 for anything else (EXIT). The body
+ * returns the verdict, 0 or 1. Stack traces only with --debug.
  */
 export async function runScript(
-  o: { command: string; summary: string; flags: FlagSpec[] },
+  o: { command: string; summary: string; flags: FlagSpec[]; exits?: ExitCodes },
   body: (config: Config, parsed: Parsed) => Promise<number | void>,
 ): Promise<never> {
   const env = processEnv();
@@ -107,7 +156,7 @@ export async function runScript(
   try {
     const argv = process.argv.slice(2);
     if (argv.includes("--help") || argv.includes("-h")) {
-      process.stdout.write(usage(o.command, o.summary, o.flags));
+      process.stdout.write(usage(o.command, o.summary, o.flags, o.exits));
       process.exit(0);
     }
     const parsed = parseArgs(argv, o.flags, env);
@@ -118,7 +167,8 @@ export async function runScript(
     const code = await body(config, parsed);
     process.exit(code ?? 0);
   } catch (err) {
-    const code = err instanceof HarnessError ? err.exitCode : 1;
+    // An error is never a verdict: only a body's return is 1. Not ours (a bug, a library's error): 3.
+    const code = err instanceof HarnessError ? err.exitCode : EXIT.infra;
     // Bad input is one line written for the user; its cause (a spawn error...) shows with --debug.
     const line = err instanceof UsageError ? err.message : describeError(err);
     process.stderr.write(redact(`error: ${line}\n`));

@@ -1,9 +1,10 @@
 import { homedir } from "node:os";
 import { readFileSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "./errors.ts";
 import { TARGETS, VAULT_MODES, type TargetName, type VaultMode } from "./lifecycle/registry.ts";
+import { vaultSettingsFromEnv, type VaultSettings } from "./vault/env.ts";
 
 export { TARGETS, type TargetName, type VaultMode };
 
@@ -31,8 +32,10 @@ export { TARGETS, type TargetName, type VaultMode };
  * | KUBEBUILDER_ASSETS | a directory holding etcd, kube-apiserver, kube-controller-manager (envtest) | unset |
  * | TEST_ASSET_ETCD, TEST_ASSET_KUBE_APISERVER, TEST_ASSET_KUBE_CONTROLLER_MANAGER, TEST_ASSET_KUBECTL | one binary each (envtest) | unset |
  * | VAULT_BIN, BAO_BIN | a vault / bao binary | unset |
- * | KUBECONFIG, VKC_CONTEXT | existing target: kubeconfig and context | unset |
- * | VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT | existing target: a Vault to use | unset |
+ * | KUBECONFIG (--kubeconfig), VKC_CONTEXT | existing target: kubeconfig file(s), a list as kubectl merges it (":"-separated; first wins), and context | ~/.kube/config, or the pod's ServiceAccount in a pod (lib/kube/kubeconfig.ts `loadKubeconfig`) |
+ * | KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT | existing target without KUBECONFIG: running in a pod, use its ServiceAccount (before ~/.kube/config) | unset (set by the kubelet) |
+ * | VKC_SA_DIR | the pod's ServiceAccount directory (token, ca.crt, namespace) | /var/run/secrets/kubernetes.io/serviceaccount |
+ * | VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, ... (BAO_* for openbao) | existing target and audit: your Vault, as the vault/bao CLI reads them (`externalVaultSettings`, lib/vault/env.ts) | unset |
  * | VKC_KUBE_HOST_FOR_VAULT | existing target: kubernetes_host as Vault must reach it | the kubeconfig's server |
  * | VKC_VAULT | how Vault runs: process (local), container or in-cluster (kind), external or process (existing) | per target |
  * | VKC_VAULT_VERSION | local target (and existing with VKC_VAULT=process): the HashiCorp Vault version to provision (X.Y.Z; other versions run here: fixtures/versions.json vault.alsoTested) | the pin in fixtures/versions.json |
@@ -88,11 +91,11 @@ export interface Config {
   targetInfoFile?: string;
   overrides: BinaryOverrides;
   existing: {
-    kubeconfig?: string;
+    /** KUBECONFIG: its files, in order, absolute. */
+    kubeconfig?: string[];
     context?: string;
-    vaultAddr?: string;
-    vaultToken?: string;
-    vaultCACert?: string;
+    /** Running in a pod: KUBERNETES_SERVICE_HOST/PORT and the ServiceAccount directory (VKC_SA_DIR). */
+    inCluster: { host?: string; port?: string; saDir: string };
     kubeHostForVault?: string;
   };
   vault: {
@@ -143,6 +146,8 @@ function findPackageRoot(from: string): string {
   }
 }
 export const DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local";
+/** Where the kubelet mounts a pod's ServiceAccount token, CA and namespace. */
+export const DEFAULT_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -192,6 +197,20 @@ export async function withVitestEnv<T>(env: Env, fn: () => Promise<T>): Promise<
   }
 }
 
+const vaultSettingsOf = new WeakMap<Env, Partial<Record<Flavor, VaultSettings>>>();
+
+/**
+ * Vault's client conventions for a Vault the harness did not start (the existing target's, the
+ * audit's, the dry run's): VAULT_* and BAO_* as the flavor's CLI reads them (lib/vault/env.ts),
+ * from the config's environment, built once per config and only when asked, so that a local or
+ * kind run never reads them (a stray VAULT_CACERT cannot fail it). Bad values: one line, exit 2.
+ */
+export function externalVaultSettings(config: Pick<Config, "env" | "flavor" | "home">): VaultSettings {
+  const byFlavor = vaultSettingsOf.get(config.env) ?? {};
+  vaultSettingsOf.set(config.env, byFlavor);
+  return (byFlavor[config.flavor] ??= vaultSettingsFromEnv(config.env, config.flavor, { homeDir: config.home }));
+}
+
 function flag(env: Env, name: string): boolean {
   const v = env[name];
   return v !== undefined && v !== "" && v !== "0" && v.toLowerCase() !== "false";
@@ -234,6 +253,11 @@ export function loadConfig(env: Env = processEnv(), cwd: string = process.cwd())
   const mode = oneOf(`--vault (VKC_VAULT) for the ${target} target`, nonEmpty("VKC_VAULT") ?? modes[0]!, modes);
   if (flag(env, "VKC_DRY_RUN") && target === "local")
     throw new UsageError("--dry-run applies to the existing and kind targets (the local target creates only throwaway local processes)");
+  // KUBECONFIG is a list, as kubectl reads it (":"-separated, ";" on Windows; empty entries ignored).
+  const kubeconfig = nonEmpty("KUBECONFIG")
+    ?.split(delimiter)
+    .filter(Boolean)
+    .map((p) => absolute(p, cwd));
   const persona = nonEmpty("VKC_PERSONA");
   if (persona && target !== "local") throw new UsageError(`--persona (VKC_PERSONA) applies to the local target, not ${target}`);
   if (persona && nonEmpty("VKC_ISSUER")) throw new UsageError("--persona and --issuer both set the issuer: use one");
@@ -274,11 +298,13 @@ export function loadConfig(env: Env = processEnv(), cwd: string = process.cwd())
     ...(path("VKC_TARGET_INFO") ? { targetInfoFile: path("VKC_TARGET_INFO") } : {}),
     overrides,
     existing: {
-      kubeconfig: path("KUBECONFIG"),
+      ...(kubeconfig?.length ? { kubeconfig } : {}),
+      inCluster: {
+        host: nonEmpty("KUBERNETES_SERVICE_HOST"),
+        port: nonEmpty("KUBERNETES_SERVICE_PORT"),
+        saDir: path("VKC_SA_DIR") ?? DEFAULT_SA_DIR,
+      },
       context: nonEmpty("VKC_CONTEXT"),
-      vaultAddr: nonEmpty("VAULT_ADDR"),
-      vaultToken: nonEmpty("VAULT_TOKEN"),
-      vaultCACert: path("VAULT_CACERT"),
       kubeHostForVault: nonEmpty("VKC_KUBE_HOST_FOR_VAULT"),
     },
     vault: {

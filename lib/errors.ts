@@ -1,7 +1,30 @@
 /**
+ * The exit codes of every command, one contract (README "Exit codes") so that CI can tell a
+ * negative verdict from bad input from a run that broke. A script's body returns `ok` or
+ * `failed`; a thrown error maps to `usage` (UsageError) or `infra` (any other error: runScript).
+ */
+export const EXIT = {
+  /** Every case passed; no difference, finding or regression. */
+  ok: 0,
+  /** The verdict is negative: a case failed, or a diff found what its command gates on. Never from a thrown error. */
+  failed: 1,
+  /** Bad input, before anything was judged: flags, config, files, fixtures, credentials, a Vault or cluster that does not answer. */
+  usage: 2,
+  /** No verdict: the target could not start, or an infrastructure call failed or timed out (or the harness itself failed). */
+  infra: 3,
+  /** Interrupted (lib/cleanup.ts): 128 + SIGINT. */
+  interrupted: 130,
+  /** Terminated (lib/cleanup.ts): SIGTERM and SIGHUP both exit 128 + SIGTERM. */
+  terminated: 143,
+} as const;
+
+/**
  * Errors meant for the person running the harness. `HarnessError` carries a one-line message
  * (what went wrong and how to fix it) and an exit code; scripts print only that line unless
  * `--debug` is given. Everything else is a bug and keeps its stack.
+ *
+ * The exit code is EXIT.infra (3) unless given: an error that stops a command before its verdict
+ * is never "a case failed" (1). Bad input is UsageError (2).
  */
 export class HarnessError extends Error {
   readonly exitCode: number;
@@ -11,15 +34,15 @@ export class HarnessError extends Error {
   constructor(message: string, opts: { cause?: unknown; exitCode?: number; details?: string } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = "HarnessError";
-    this.exitCode = opts.exitCode ?? 1;
+    this.exitCode = opts.exitCode ?? EXIT.infra;
     this.details = opts.details;
   }
 }
 
-/** Bad flags, config, fixtures or environment: exit code 2 by convention. */
+/** Bad flags, config, fixtures or environment: exit code 2 (EXIT.usage). */
 export class UsageError extends HarnessError {
   constructor(message: string, opts: { cause?: unknown; details?: string } = {}) {
-    super(message, { ...opts, exitCode: 2 });
+    super(message, { ...opts, exitCode: EXIT.usage });
     this.name = "UsageError";
   }
 }

@@ -34,6 +34,7 @@ const COMMANDS: Record<string, Command> = {
   "env down": { script: "env-down", npm: "env:down", summary: "stop the target env up started" },
   setup: { script: "setup", npm: "setup", summary: "provision the binaries (vault/bao, etcd, kube-apiserver...) into the cache" },
   bench: { script: "bench", npm: "bench", summary: "measure run times (cold and warm runs, logins)" },
+  "gh-report": { script: "gh-report", npm: "gh:report", summary: "for GitHub Actions: annotations, step outputs and summary of a results.json" },
 };
 
 function version(): string {
@@ -83,16 +84,17 @@ const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
 if (!command) fail(`unknown command "${first}" (see ${BIN} --help)`);
 
 const script = new URL(`../scripts/${command.script}.${COMPILED ? "js" : "ts"}`, import.meta.url);
-// The scripts' help names their npm script (`npm run conformance -- ...`); here the command is ours.
+// The scripts' help names npm scripts (`npm run conformance -- ...`, `see npm run matrix`); here
+// the commands are ours. `npm run audit` must not match inside `npm run audit:diff`.
 if (args.includes("--help") || args.includes("-h")) {
+  const npmNames = Object.entries(COMMANDS).map(
+    ([n, c]) => [new RegExp(`npm run ${c.npm.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![\\w:-])( -- )?`, "g"), n] as const,
+  );
+  const ours = (text: string) =>
+    npmNames.reduce((t, [re, n]) => t.replace(re, (_m, dashes?: string) => `${BIN} ${n}${dashes ? " " : ""}`), text);
   const write = process.stdout.write.bind(process.stdout) as (chunk: string | Uint8Array, ...more: unknown[]) => boolean;
   process.stdout.write = ((chunk: string | Uint8Array, ...more: unknown[]) =>
-    write(
-      typeof chunk === "string"
-        ? chunk.replace(`npm run ${command.npm} -- `, `${BIN} ${name} `).replace(`npm run ${command.npm}`, `${BIN} ${name}`)
-        : chunk,
-      ...more,
-    )) as typeof process.stdout.write;
+    write(typeof chunk === "string" ? ours(chunk) : chunk, ...more)) as typeof process.stdout.write;
 }
 process.argv = [process.argv[0]!, fileURLToPath(script), ...args];
 await import(script.href);

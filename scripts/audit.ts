@@ -1,6 +1,6 @@
 // npm run audit: who can log in as what on your cluster and Vault, and what each role may do there.
 import { join, resolve } from "node:path";
-import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
+import { COMMON_FLAGS, noPositionals, runScript } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { runAudit } from "../lib/access/audit-run.ts";
 
@@ -12,10 +12,10 @@ await runScript(
     summary:
       "For every kubernetes auth mount and role of your Vault (VAULT_ADDR, VAULT_TOKEN): the ServiceAccounts of your\n" +
       "cluster (KUBECONFIG, --context) each role lets in, and what the role's policies allow. Static by default (no\n" +
-      "logins); --probe logs in for real. Writes audit.json and audit.md. Exit 1 on a static/probe disagreement or an\n" +
-      "intent deviation, 2 for bad input or missing permissions. Compare two audits with npm run audit:diff.",
+      "logins); --probe logs in for real. Writes audit.json and audit.md. Compare two audits with npm run audit:diff.",
     flags: [
       flag("--context"),
+      flag("--flavor"), // openbao: BAO_* win over VAULT_*, as for the bao CLI
       flag("--reports"),
       flag("--debug"),
       { flag: "--probe", help: "also log in for real for every (role, ServiceAccount) pair (creates identity entities; tokens revoked)" },
@@ -28,9 +28,14 @@ await runScript(
       },
       { flag: "--concurrency", value: "N", help: "--probe: logins and TokenRequests at once (default 16)" },
     ],
+    exits: {
+      ok: "no finding",
+      failed: "a static/probe disagreement (--probe) or a deviation from --intent",
+      usage: "an invalid intent, an unknown mount or role, credentials short of a permission",
+    },
   },
   async (config, parsed) => {
-    if (parsed.positionals.length) throw new UsageError(`audit takes no positional arguments (got ${parsed.positionals.join(" ")})`);
+    noPositionals(parsed, "audit");
     const n = parsed.local["--concurrency"] === undefined ? 16 : Number(parsed.local["--concurrency"]);
     if (!Number.isInteger(n) || n < 1 || n > 256)
       throw new UsageError(`--concurrency must be an integer from 1 to 256 (got ${String(parsed.local["--concurrency"])})`);

@@ -9,7 +9,7 @@ import { median } from "../lib/bench.ts";
 import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
 import { childEnv, PACKAGE_ROOT, type Config } from "../lib/config.ts";
 import { scriptArgv } from "../lib/run.ts";
-import { UsageError } from "../lib/errors.ts";
+import { HarnessError, UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { redact } from "../lib/redact.ts";
 import { startTarget } from "../lib/lifecycle/start.ts";
@@ -45,6 +45,7 @@ await runScript(
       { flag: "--namespaces", value: "N", help: "generated namespaces (default 30)" },
       { flag: "--per-namespace", value: "N", help: "ServiceAccounts per generated namespace, `default` included (default 10)" },
     ],
+    exits: { ok: "measured", failed: false, infra: "an audit it timed did not exit 0" },
   },
   async (config, parsed) => {
     const num = (flag: string, dflt: number) => {
@@ -76,7 +77,7 @@ await runScript(
       // One warm-up audit, not counted: tsx's transform cache, and the cluster done with its own
       // work after the burst of creations (the root CA ConfigMap per namespace and the like).
       const warm = await runAuditOnce(config, env, ["--out", join(work, "warm-up.json")]);
-      if (warm.code !== 0) throw new UsageError(`audit (warm-up) exited ${warm.code}:\n${redact(warm.output).slice(-3000)}`);
+      if (warm.code !== 0) throw new HarnessError(`audit (warm-up) exited ${warm.code}:\n${redact(warm.output).slice(-3000)}`);
       const rows: string[] = [];
       for (const mode of ["static", "probe"] as const) {
         const times: number[] = [];
@@ -84,7 +85,7 @@ await runScript(
         for (let i = 0; i < runs; i++) {
           const out = join(work, `${mode}-${i}.json`);
           const r = await runAuditOnce(config, env, [...(mode === "probe" ? ["--probe"] : []), "--out", out]);
-          if (r.code !== 0) throw new UsageError(`audit (${mode}) exited ${r.code}:\n${redact(r.output).slice(-3000)}`);
+          if (r.code !== 0) throw new HarnessError(`audit (${mode}) exited ${r.code}:\n${redact(r.output).slice(-3000)}`);
           times.push(r.ms);
           last = JSON.parse(await readFile(out, "utf8")) as AuditReport;
           // The last report of each kind stays, for a look at what was measured.

@@ -11,10 +11,12 @@ import { recordOwnedTarget } from "../lib/lifecycle/state.ts";
 await runScript(
   {
     command: "npm run conformance -- [options] [suite filter...]",
-    summary:
-      "Runs the conformance suites against a target. Exit 0 only if every case passed, 1 if a case failed,\n" +
-      "2 for bad input, 3 if the target could not start. Reports: junit.xml, results.json, summary.md under --reports.",
+    summary: "Runs the conformance suites against a target. Reports: junit.xml, results.json, summary.md under --reports.",
     flags: COMMON_FLAGS,
+    exits: {
+      ok: "every case passed (--dry-run: the credentials allow all the run needs)",
+      failed: "a case failed, no case ran, or a component died mid-run (--dry-run: a permission is missing)",
+    },
   },
   async (config, parsed) => {
     if (config.dryRun) return dryRun(config);

@@ -8,7 +8,7 @@ import { ISSUER_MODES } from "../lib/gate/predict.ts";
 import type { IssuerMode, Profile } from "../lib/gate/types.ts";
 import { log } from "../lib/log.ts";
 import { redact } from "../lib/redact.ts";
-import { runVitest } from "../lib/run.ts";
+import { runVitest, startOwnedTarget } from "../lib/run.ts";
 import type { TargetInfo } from "../lib/lifecycle/info.ts";
 import { preflight, readTargetInfo, startTarget, type StartedTarget } from "../lib/lifecycle/start.ts";
 import { connect } from "../lib/auth-setup/steps.ts";
@@ -30,6 +30,7 @@ await runScript(
       { flag: "--mount", value: "PATHS", help: "your Vault: kubernetes auth mounts to read, comma-separated (default: every one)" },
       { flag: "--with-suites", help: "also run the conformance suites on the same target and record each case's result" },
     ],
+    exits: { ok: "profile written", failed: "--with-suites: a case failed (the profile is written all the same)" },
   },
   async (config, parsed) => {
     const outArg = parsed.local["--out"];
@@ -40,6 +41,12 @@ await runScript(
     if (!(ISSUER_MODES as readonly string[]).includes(mode))
       throw new UsageError(`--vault-issuer must be one of ${ISSUER_MODES.join(", ")} (got "${mode}")`);
     const out = resolve(outArg);
+    // Where the profile goes is bad input if it cannot exist: said now, not after the target ran.
+    await mkdir(dirname(out), { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+      // mkdir -p through a file says EEXIST (Node) or ENOTDIR: either way a parent is not a directory.
+      const why = err.code === "EEXIST" || err.code === "ENOTDIR" ? "a parent of it is a file, not a directory" : (err.code ?? err.message);
+      throw new UsageError(`cannot write --out ${out}: ${why}`);
+    });
     // A Vault the harness started is ours to configure; a user's Vault is only read.
     const ownVault = config.target !== "existing" || config.vault.mode === "process";
     if (!ownVault && parsed.local["--vault-issuer"] !== undefined)
@@ -57,7 +64,7 @@ await runScript(
     const attached = config.targetInfoFile;
     if (attached) info = await readTargetInfo(attached);
     else {
-      target = await startTarget(config);
+      target = await startOwnedTarget(config, startTarget); // one that cannot start: one line, exit 3
       info = target.info;
     }
     try {

@@ -1,16 +1,17 @@
 // npm run results:diff: which cases changed status between two runs' results.json.
-import { writeFile } from "node:fs/promises";
-import { runScript } from "../lib/cli.ts";
+import { appendToFile, runScript } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { diffResults, formatResultsDiff, loadResults, resultsDiffExitCode } from "../lib/gate/results-diff.ts";
 
 await runScript(
   {
     command: "npm run results:diff -- BEFORE AFTER [--markdown FILE]",
-    summary:
-      "Compares two results.json (npm run conformance, under --reports). Exit 1 if a case that passed now fails or is gone,\n" +
-      "or a case fails that did not fail before; 2 for bad input; 0 otherwise.",
+    summary: "Compares two results.json (npm run conformance, under --reports): which cases changed status.",
     flags: [{ flag: "--markdown", value: "FILE", help: "also write the report as Markdown" }],
+    exits: {
+      ok: "no regression (fixes, new passing cases and removed failing ones are not)",
+      failed: "a regression: a case that passed now fails or is gone, or a case fails that did not fail before",
+    },
   },
   async (_config, parsed) => {
     if (parsed.positionals.length !== 2) throw new UsageError("results:diff needs two results.json files: BEFORE AFTER");
@@ -18,14 +19,8 @@ await runScript(
     const d = diffResults(before!, after!);
     process.stdout.write(formatResultsDiff(d, "text"));
     const md = parsed.local["--markdown"];
-    if (typeof md === "string") {
-      // Appends, like profile:diff, so --markdown "$GITHUB_STEP_SUMMARY" adds to the job summary.
-      try {
-        await writeFile(md, formatResultsDiff(d, "markdown"), { flag: "a" });
-      } catch (err) {
-        throw new UsageError(`cannot write ${md}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    }
+    // Appends, so --markdown "$GITHUB_STEP_SUMMARY" adds to the job summary.
+    if (typeof md === "string") await appendToFile(md, formatResultsDiff(d, "markdown"), "--markdown");
     return resultsDiffExitCode(d);
   },
 );

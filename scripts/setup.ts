@@ -1,6 +1,6 @@
 // npm run setup: provision the binaries of the local target explicitly (npm test and
 // npm run conformance also do it on first use).
-import { COMMON_FLAGS, runScript } from "../lib/cli.ts";
+import { COMMON_FLAGS, noPositionals, runScript } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import type { Component } from "../lib/binaries/index.ts";
 import { formatDuration } from "../lib/log.ts";
@@ -15,8 +15,10 @@ await runScript(
       { flag: "--flavor", value: "vault|openbao|all", help: "which Vault flavor(s) to provision (default: the configured flavor)" },
       { flag: "--kubectl", help: "also provision kubectl" },
     ],
+    exits: { ok: "every binary is in the cache", failed: false, infra: "a download or build failed" },
   },
   async (config, parsed) => {
+    noPositionals(parsed, "setup");
     if (config.target === "kind") {
       // The kind target needs only the kind CLI of the node image's release (Docker is the user's).
       const cli = await kindCliFor(config, { install: true });

@@ -16,6 +16,7 @@ await runScript(
       "Unit and harness tests plus the conformance suites on the local target, for both flavors\n" +
       "(--flavor limits it to one). Reports go to <reports>/tests/ and <reports>/<flavor>/.",
     flags: COMMON_FLAGS,
+    exits: { ok: "every test and case passed", failed: "a test or case failed, or a flavor ran no case" },
   },
   async (config, parsed) => {
     // One config per phase, from the script's environment (flags applied) plus what the phase

@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
+import { dirname } from "node:path";
 import { decodeJwt } from "jose";
 import { describe, expect, inject, test } from "vitest";
-import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
+import { AuthenticationV1Api, type KubernetesObject, type V1Deployment, type V1Pod } from "@kubernetes/client-node";
 import { suiteTest } from "../lib/vitest/fixtures.ts";
 import { expectRefused } from "../lib/vitest/assert.ts";
 import { inClusterSkipReason, loadPodImage, podImage } from "../lib/vitest/pods.ts";
 import { login, writeAuthConfig, writeRole, type LoginData } from "../lib/auth-setup/steps.ts";
+import { expectationsFor } from "../lib/fixtures/expectations.ts";
 import { DEFAULT_TOKEN_PATH } from "../lib/kube/client.ts";
 import { inClusterVaultManifests } from "../lib/providers/kind-plan.ts";
 import { describeResponse, type VaultResponse } from "../lib/vault/client.ts";
@@ -52,8 +54,42 @@ function expectLogin(res: VaultResponse<LoginData>, want: { ns: string; uid: str
   expect([...auth.policies].sort()).toEqual(["default"]);
 }
 
+/** The API server's minimum expirationSeconds for a projected token. */
+const SHORT_TOKEN_S = 600;
+/** How long the plugin uses its in-memory copy of the pod's token before reading the file again (jwtReloadPeriod, both flavors). */
+const TOKEN_RELOAD_S = 60;
+
+/**
+ * The Deployment with a short-lived token where the automounted one would be: the same three files
+ * (token, ca.crt, namespace) from a projected volume, the token with `seconds` of lifetime. The
+ * automounted token cannot show a rotation: the API server extends its 1 h to a year.
+ */
+function withShortLivedToken(o: KubernetesObject, seconds: number): KubernetesObject {
+  if (o.kind !== "Deployment") return o;
+  const d = structuredClone(o) as V1Deployment;
+  const pod = d.spec!.template.spec!;
+  pod.automountServiceAccountToken = false;
+  pod.volumes = [
+    ...(pod.volumes ?? []),
+    {
+      name: "sa-token",
+      projected: {
+        defaultMode: 0o644,
+        sources: [
+          { serviceAccountToken: { path: "token", expirationSeconds: seconds } },
+          { configMap: { name: "kube-root-ca.crt", items: [{ key: "ca.crt", path: "ca.crt" }] } },
+          { downwardAPI: { items: [{ path: "namespace", fieldRef: { apiVersion: "v1", fieldPath: "metadata.namespace" } }] } },
+        ],
+      },
+    },
+  ];
+  for (const c of pod.containers)
+    c.volumeMounts = [...(c.volumeMounts ?? []), { name: "sa-token", mountPath: dirname(DEFAULT_TOKEN_PATH), readOnly: true }];
+  return d as KubernetesObject;
+}
+
 /** A second dev Vault of the suite's own (the run's shared one must not restart under other suites). */
-async function ownVault(ctx: SuiteContext) {
+async function ownVault(ctx: SuiteContext, opts: { tokenSeconds?: number } = {}) {
   const ns = await ctx.namespace("vault");
   const token = registerSecret(randomBytes(12).toString("hex"));
   const objects = inClusterVaultManifests({
@@ -62,9 +98,11 @@ async function ownVault(ctx: SuiteContext) {
     flavor: ctx.info.flavor,
     token,
     runId: ctx.info.runId,
-  }).filter(
-    (o) => o.kind !== "Namespace" && o.kind !== "Service", // the namespace exists; reached by pod IP, no NodePort
-  );
+  })
+    .filter(
+      (o) => o.kind !== "Namespace" && o.kind !== "Service", // the namespace exists; reached by pod IP, no NodePort
+    )
+    .map((o) => (opts.tokenSeconds ? withShortLivedToken(o, opts.tokenSeconds) : o));
   for (const o of objects) {
     await ctx.kube.create(o);
     if (o.kind === "ClusterRoleBinding")
@@ -98,6 +136,17 @@ async function cli(ctx: SuiteContext, vaultNs: string, pod: string, token: strin
   expect(r.exitCode, `${bin} ${args[0]} ${args[1] ?? ""}: exit ${r.exitCode}: ${r.stderr}`).toBe(0);
   return r.stdout;
 }
+
+/** sha256 of Vault's own token file, computed in its container (the token stays there). */
+async function tokenDigest(ctx: SuiteContext, vaultNs: string, pod: string): Promise<string> {
+  const r = await ctx.kube.execInPod(vaultNs, pod, ["sha256sum", DEFAULT_TOKEN_PATH], { container: "vault" });
+  expect(r.exitCode, `sha256sum ${DEFAULT_TOKEN_PATH} in the Vault pod: exit ${r.exitCode}: ${r.stderr}`).toBe(0);
+  const digest = r.stdout.trim().split(/\s+/)[0]!;
+  expect(digest).toMatch(/^[0-9a-f]{64}$/);
+  return digest;
+}
+
+const sleepUntil = (epochMs: number) => new Promise((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
 
 /** enable, config with only kubernetes_host, role: what a user re-applies to a dev Vault after a restart. */
 async function configure(ctx: SuiteContext, vaultNs: string, pod: string, token: string, appNs: string) {
@@ -186,4 +235,61 @@ describe.runIf(!skip)("Vault in the cluster (config: only kubernetes_host; Vault
     await configure(ctx, vaultNs, second.metadata!.name!, token, ns);
     expectLogin({ status: 200, body: await podLogin(ctx, ns, pod.name, second.status!.podIP!) } as VaultResponse<LoginData>, { ns, uid });
   });
+
+  // HashiCorp vs OpenBao: ca-config pins the config write outside a pod; here the pod's ca.crt and
+  // token are at hand and disable_local_ca_jwt=true must still ignore them.
+  it("disable_local_ca_jwt=true in a pod, no CA, no reviewer JWT: HashiCorp stores it and the login fails TLS with the system roots (403), OpenBao refuses the config (400)", async ({
+    ctx,
+    app: { ns, jwt },
+  }) => {
+    const exp = expectationsFor(ctx.info.flavor, ctx.info.vault.version);
+    const mount = await ctx.mount();
+    const res = await ctx.vault.write(`auth/${mount}/config`, {
+      kubernetes_host: IN_CLUSTER_CONFIG.kubernetes_host,
+      disable_local_ca_jwt: true,
+    });
+    if (exp.caRequiredWithoutLocalCaJwt) return expectRefused(res, 400, exp.caRequiredWithoutLocalCaJwt);
+    expect(res.status, describeResponse(res)).toBe(204);
+    expect((await ctx.vault.must("GET", `auth/${mount}/config`)).body.data).toMatchObject({
+      kubernetes_ca_cert: "",
+      disable_local_ca_jwt: true,
+    });
+    await writeRole(ctx.vault, mount, "app", { bound_service_account_names: ["app"], bound_service_account_namespaces: [ns] });
+    expectRefused(await login(ctx.vault, mount, "app", jwt), 403, "permission denied");
+  });
+
+  // The plugin keeps its pod's token in memory for a minute, then reads the file again
+  // (jwtReloadPeriod in vault-plugin-auth-kubernetes backend.go and OpenBao's port), so a token the
+  // kubelet rotated is picked up. The old token is dead at the API server when the last login runs:
+  // a Vault that kept it could not review that login.
+  it.runIf(inject("slow"))(
+    "Vault's own projected token (600 s) rotates: after the old one expired, the app pod still logs in (slow: ~12 min; VKC_SLOW=1)",
+    { timeout: 16 * 60_000 },
+    async ({ ctx, app: { ns, uid, pod } }) => {
+      const { ns: vaultNs, token } = await ownVault(ctx, { tokenSeconds: SHORT_TOKEN_S });
+      const vault = await runningVaultPod(ctx, vaultNs);
+      const vaultPod = vault.metadata!.name!;
+      const readOwn = () => ctx.kube.readPodFile(vaultNs, vaultPod, DEFAULT_TOKEN_PATH, { secret: true, container: "vault" });
+      const old = await readOwn();
+      const was = decodeJwt(old);
+      expect(was.sub).toBe(`system:serviceaccount:${vaultNs}:vault`);
+      expect(Number(was.exp) - Number(was.iat), "Vault's pod has the short-lived token, not the automounted one").toBe(SHORT_TOKEN_S);
+      const oldDigest = await tokenDigest(ctx, vaultNs, vaultPod);
+      await configure(ctx, vaultNs, vaultPod, token, ns);
+      // This login's TokenReview is made with the old token, which the plugin now holds in memory.
+      expectLogin({ status: 200, body: await podLogin(ctx, ns, pod.name, vault.status!.podIP!) } as VaultResponse<LoginData>, { ns, uid });
+
+      // The kubelet rewrites the file at ~80% of the lifetime; wait past the old token's expiry, the
+      // API server's 60 s leeway on exp and the plugin's reload period.
+      await sleepUntil((Number(was.exp) + TOKEN_RELOAD_S + 15) * 1000);
+      const review = await ctx.kube.kc.makeApiClient(AuthenticationV1Api).createTokenReview({ body: { spec: { token: old } } });
+      expect(review.status?.authenticated ?? false, "the API server refuses Vault's old token").toBe(false);
+      expect(review.status?.error).toContain("service account token has expired");
+      expect(await tokenDigest(ctx, vaultNs, vaultPod), "the kubelet rewrote Vault's token file").not.toBe(oldDigest);
+      const now = decodeJwt(await readOwn());
+      expect(Number(now.iat)).toBeGreaterThan(Number(was.iat));
+      expect(Number(now.exp) * 1000).toBeGreaterThan(Date.now());
+      expectLogin({ status: 200, body: await podLogin(ctx, ns, pod.name, vault.status!.podIP!) } as VaultResponse<LoginData>, { ns, uid });
+    },
+  );
 });

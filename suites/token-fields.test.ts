@@ -7,6 +7,7 @@ import { expectRefused } from "../lib/vitest/assert.ts";
 import { login, writeRole, type RoleSpec } from "../lib/auth-setup/steps.ts";
 import { describeResponse, type VaultResponse } from "../lib/vault/client.ts";
 import type { SuiteContext } from "../lib/vitest/suite.ts";
+import type { TargetInfo } from "../lib/lifecycle/info.ts";
 
 /**
  * The SDK's common token fields on a kubernetes role (tokenutil): what the login returns and what
@@ -109,7 +110,8 @@ describe("role token fields", () => {
 
   // Vault listens on 127.0.0.1: on Linux all of 127/8 is loopback, so a client bound to 127.0.0.2
   // is a second source address to test token_bound_cidrs with.
-  const loopback = (ctx: SuiteContext) => new URL(ctx.info.vault.address).hostname === "127.0.0.1" && process.platform === "linux";
+  const loopback = (ctx: SuiteContext) =>
+    /^http:\/\/127\.0\.0\.1[:/]/.test(ctx.info.vault.address) && !ctx.info.vault.proxyFile && process.platform === "linux";
 
   it("token_bound_cidrs holds on every use, not only at login: a token bound to 127.0.0.2 is refused from 127.0.0.1 (403)", async ({
     skip,
@@ -124,30 +126,38 @@ describe("role token fields", () => {
     const jwt = await ctx.kube.requestToken(ns, "app");
     // From 127.0.0.1 the login itself is refused.
     expectRefused(await login(ctx.vault, mount, role, jwt), 403, "permission denied");
-    const res = await from("127.0.0.2", ctx.info.vault.address, "POST", `/v1/auth/${mount}/login`, undefined, { role, jwt });
+    const res = await from("127.0.0.2", ctx.info.vault, "POST", `/v1/auth/${mount}/login`, undefined, { role, jwt });
     expect(res.status, describeResponse(res)).toBe(200);
     const token = res.body.auth.client_token as string;
     registerSecret(token);
-    const self = await from("127.0.0.2", ctx.info.vault.address, "GET", "/v1/auth/token/lookup-self", token);
+    const self = await from("127.0.0.2", ctx.info.vault, "GET", "/v1/auth/token/lookup-self", token);
     expect(self.status, describeResponse(self)).toBe(200);
     expect(self.body.data.bound_cidrs).toEqual(["127.0.0.2"]);
-    expect((await from("127.0.0.2", ctx.info.vault.address, "GET", `/v1/${kv}/app/config`, token)).status).toBe(200);
+    expect((await from("127.0.0.2", ctx.info.vault, "GET", `/v1/${kv}/app/config`, token)).status).toBe(200);
     expectRefused(await ctx.vault.withToken(token).read(`${kv}/app/config`), 403, "permission denied");
   });
 });
 
-/** One Vault API call from a given local source address (plain HTTP, the local target's Vault). */
-function from(localAddress: string, address: string, method: string, path: string, token?: string, body?: unknown): Promise<VaultResponse> {
+/** One Vault API call from a given local source address (plain HTTP on loopback; in the target's namespace, if any). */
+function from(
+  localAddress: string,
+  vault: Pick<TargetInfo["vault"], "address" | "namespace">,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+): Promise<VaultResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const r = request(
-      new URL(path, address),
+      new URL(path, vault.address),
       {
         method,
         localAddress,
         timeout: 15_000,
         headers: {
           ...(token ? { "x-vault-token": token } : {}),
+          ...(vault.namespace ? { "x-vault-namespace": vault.namespace } : {}),
           ...(payload ? { "content-type": "application/json", "content-length": String(payload.length) } : {}),
         },
       },

@@ -31,6 +31,9 @@ need=""
 command -v dockerd >/dev/null 2>&1 || need="$need docker.io"
 command -v jq >/dev/null 2>&1 || need="$need jq"
 [ -x /usr/bin/tini-static ] || [ -x /usr/bin/docker-init ] || need="$need tini"
+# The node image's runc is built here with cgo and seccomp (kit/node-image/build-binaries.sh).
+[ -f /usr/include/seccomp.h ] || need="$need libseccomp-dev"
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 if [ -n "$need" ]; then
   command -v apt-get >/dev/null 2>&1 || fail "missing$need and no apt-get: install them by hand"
   { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need; } >/tmp/vkc-apt.log 2>&1 ||

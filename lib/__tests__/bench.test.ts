@@ -15,6 +15,17 @@ import {
   type Interval,
   type LoadResult,
 } from "../bench.ts";
+import {
+  formatSideBySide,
+  kindBench,
+  kindRows,
+  parseDuration,
+  parseKindModes,
+  parseKindReady,
+  summarizeKind,
+  type KindRunOutput,
+  type KindVaultMode,
+} from "../bench/kind.ts";
 
 describe("bench: percentiles", () => {
   it("uses the nearest rank: always one of the samples", () => {
@@ -245,5 +256,95 @@ describe("bench: result", () => {
       "1 script run(s) exited non-zero: figures include them (see log above)",
     ]);
     expect(formatBench({ machine: "m", flavor: "openbao" })).toBe("machine: m; flavor openbao");
+  });
+});
+
+describe("bench: the kind target beside the local one", () => {
+  const readyLine = (id: string, took: string) => `[vkc] kind: ${id}: ready in ${took}: kubernetes 1.36.3, vault 1.21.1`;
+  it("reads formatDuration's text back", () => {
+    expect(parseDuration("850ms")).toBe(850);
+    expect(parseDuration("33.2s")).toBe(33_200);
+    expect(parseDuration("1m05s")).toBe(65_000);
+    for (const bad of ["", "3.2", "1m", "fast"]) expect(parseDuration(bad)).toBeUndefined();
+  });
+  it("takes the provider's ready line, not other lines that mention ready", () => {
+    const output = [
+      "[vkc] kind: vkc-1: creating cluster vkc-1 (vkc/kind-node:v1.36.3, issuer https://kubernetes.default.svc.cluster.local), Vault vkc/vault:1.21.1 (container)",
+      "[vkc] local: vkc-0: ready in 4.1s: kubernetes 1.36.3, vault 1.21.1",
+      readyLine("vkc-1", "41.7s"),
+      " ✓ suites/smoke.test.ts (3 tests) ready in 2.0s: done",
+    ].join("\n");
+    expect(parseKindReady(output)).toBe(41_700);
+    expect(parseKindReady("[vkc] kind: vkc-1: creating cluster\nerror: node image x is not present")).toBeUndefined();
+  });
+  it("interleaves the modes and aggregates medians and ranges per mode", async () => {
+    const seen: string[] = [];
+    const fake: Record<KindVaultMode, { ready: string[]; wall: number[]; code: number[] }> = {
+      container: { ready: ["40.0s", "36.0s", "38.0s"], wall: [70_000, 66_000, 90_000], code: [0, 0, 1] },
+      "in-cluster": { ready: ["50.0s", "1m02s", "52.0s"], wall: [80_000, 85_000, 75_000], code: [0, 0, 0] },
+    };
+    const { bench, runs } = await kindBench({ runs: 3, modes: ["container", "in-cluster"] }, async (mode, i): Promise<KindRunOutput> => {
+      seen.push(`${mode}#${i}`);
+      return {
+        code: fake[mode].code[i]!,
+        wallMs: fake[mode].wall[i]!,
+        output: `noise\n${readyLine(`vkc-${i}`, fake[mode].ready[i]!)}\nmore`,
+        logFile: "/tmp/out.log",
+        totals: { passed: 190 + i, failed: fake[mode].code[i]!, skipped: 9 },
+      };
+    });
+    expect(seen).toEqual(["container#0", "in-cluster#0", "container#1", "in-cluster#1", "container#2", "in-cluster#2"]);
+    expect(runs).toHaveLength(6);
+    const [c, k] = bench.modes;
+    expect(c).toMatchObject({ mode: "container", ready: { runs: 3, medianMs: 38_000, minMs: 36_000, maxMs: 40_000 }, failedRuns: 1 });
+    expect(c!.timeToVerdict).toMatchObject({ medianMs: 70_000, minMs: 66_000, maxMs: 90_000 });
+    expect(k).toMatchObject({ mode: "in-cluster", ready: { medianMs: 52_000, maxMs: 62_000 }, failedRuns: 0 });
+    expect(k!.totals.at(-1)).toEqual({ passed: 192, failed: 0, skipped: 9 });
+    expect(summarizeKind(runs)).toEqual(bench);
+  });
+  it("a run without a ready target stops the bench with one line naming mode, run, exit code, the error and the log", async () => {
+    const run = async (): Promise<KindRunOutput> => ({
+      code: 2,
+      wallMs: 3_000,
+      output: "error: node image vkc/kind-node:v9 is not present and cannot be pulled: build it with `npm run kit`\n  details",
+      logFile: "/r/bench-run-kind-in-cluster/output.log",
+    });
+    const err = await kindBench({ runs: 2, modes: ["in-cluster"] }, run).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toBe(
+      "kind bench: run 1 with Vault in the cluster exited 2 without a ready target (node image vkc/kind-node:v9 is not present and cannot be pulled: build it with `npm run kit`): see /r/bench-run-kind-in-cluster/output.log",
+    );
+    expect((err as Error).message).not.toContain("\n");
+    await expect(kindBench({ runs: 0, modes: ["container"] }, run)).rejects.toThrow(RangeError);
+    await expect(kindBench({ runs: 1, modes: [] }, run)).rejects.toThrow(RangeError);
+  });
+  it("parses --kind-vault", () => {
+    expect(parseKindModes("container,in-cluster")).toEqual(["container", "in-cluster"]);
+    expect(parseKindModes(" in-cluster ,in-cluster")).toEqual(["in-cluster"]);
+    for (const bad of ["", "process", "container,", "docker"]) expect(() => parseKindModes(bad)).toThrow(/--kind-vault/);
+  });
+  it("prints local and kind in one table", () => {
+    const kind = summarizeKind([
+      { mode: "container", code: 0, wallMs: 70_000, readyMs: 38_000, totals: { passed: 190, failed: 0, skipped: 9 } },
+      { mode: "in-cluster", code: 0, wallMs: 80_000, readyMs: 50_000 },
+    ]);
+    const lines = formatSideBySide([
+      {
+        target: "local, Vault as a process",
+        ready: stats([4000, 3800]),
+        timeToVerdict: stats([17_000]),
+        totals: { passed: 180, failed: 0, skipped: 20 },
+      },
+      ...kindRows(kind),
+    ]).split("\n");
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(
+      /^target\s+ready, median \(min-max\)\s+time to verdict, median \(min-max\)\s+cases passed\/failed\/skipped \(last run\)$/,
+    );
+    expect(lines[1]).toMatch(/^local, Vault as a process\s+3\.90s \(3\.80-4\.00\), n=2\s+17\.00s \(17\.00-17\.00\), n=1\s+180\/0\/20$/);
+    expect(lines[2]).toMatch(/^kind, Vault as a container\s+38\.00s \(38\.00-38\.00\), n=1\s+70\.00s \(70\.00-70\.00\), n=1\s+190\/0\/9$/);
+    expect(lines[3]).toMatch(/^kind, Vault in the cluster\s+50\.00s .*80\.00s .*-$/);
+    // Columns line up.
+    expect(new Set(lines.map((l) => (l.indexOf("ready, median") >= 0 ? l.indexOf("ready") : l.search(/\d+\.\d\ds \(/)))).size).toBe(1);
   });
 });

@@ -3,16 +3,17 @@
  * Vault, check the credentials, read roles, ServiceAccounts and namespace labels, build the static
  * access and capability maps, optionally log in for real, compare, write the reports.
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { dirname } from "node:path";
-import type { Config } from "../config.ts";
-import { HarnessError, UsageError, errorMessage } from "../errors.ts";
+import { externalVaultSettings, type Config } from "../config.ts";
+import { HarnessError, errorMessage } from "../errors.ts";
 import { Kube, rawGet } from "../kube/client.ts";
 import { log } from "../log.ts";
 import { kubeconfigFrom } from "../providers/existing.ts";
-import { redact, registerSecret } from "../redact.ts";
-import { VaultClient } from "../vault/client.ts";
+import { redact } from "../redact.ts";
+import type { VaultClient } from "../vault/client.ts";
+import { closeVaultClient, externalVaultClient, requireAddressAndToken, vaultWhere } from "../vault/external.ts";
 import { assertVaultReady } from "../vault/ready.ts";
 import {
   AUDIT_SCHEMA,
@@ -75,6 +76,18 @@ export function auditPlan(o: AuditOptions, where: { cluster: string; vault: stri
 /** The audit's lifecycle: every step below is named and small. */
 export async function runAudit(config: Config, o: AuditOptions): Promise<AuditResult> {
   const t0 = Date.now();
+  // Bad input first: before anything is reached.
+  const intent: Intent | undefined = o.intentFile ? loadIntent(o.intentFile) : undefined;
+  const a = await attach(config, o);
+  try {
+    return await audit(a, o, intent, t0);
+  } finally {
+    await closeVaultClient(a.vault);
+  }
+}
+
+/** Once attached: permissions, reads, the static maps, the probe, the comparison, the reports. */
+async function audit(a: Attached, o: AuditOptions, intent: Intent | undefined, t0: number): Promise<AuditResult> {
   const timings: Record<string, number> = {};
   const timed = async <T>(k: string, fn: () => Promise<T>): Promise<T> => {
     const t = Date.now();
@@ -84,9 +97,6 @@ export async function runAudit(config: Config, o: AuditOptions): Promise<AuditRe
       timings[k] = Date.now() - t;
     }
   };
-  // Bad input first: before anything is reached.
-  const intent: Intent | undefined = o.intentFile ? loadIntent(o.intentFile) : undefined;
-  const a = await attach(config, o);
   const mounts = await timed("permissions", () => checkPermissions(a, o));
   const { roles, cluster, auditHost } = await timed("read", async () => {
     const roles: Record<string, Record<string, RoleShape>> = {};
@@ -124,43 +134,39 @@ interface Attached {
   context: string;
 }
 
-/** Prints the plan, then checks that both ends answer (one line and exit 2 otherwise). */
+/**
+ * Prints the plan, then checks that both ends answer (one line and exit 2 otherwise). Your Vault is
+ * reached as the vault/bao CLI reaches it (VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_CLIENT_CERT,
+ * VAULT_NAMESPACE, proxies: lib/vault/env.ts); the caller closes `vault`.
+ */
 async function attach(config: Config, o: AuditOptions): Promise<Attached> {
-  const { vaultAddr, vaultToken, vaultCACert } = config.existing;
-  if (!vaultAddr || !vaultToken)
-    throw new UsageError("the audit needs VAULT_ADDR and VAULT_TOKEN (a token that may read auth roles and policies)");
-  registerSecret(vaultToken);
-  const { kc } = kubeconfigFrom(config);
+  const settings = externalVaultSettings(config);
+  requireAddressAndToken(settings, "the audit", { token: "a token that may read auth roles and policies" });
+  const { kc } = await kubeconfigFrom(config);
   const server = kc.getCurrentCluster()?.server ?? "?";
   const context = kc.getCurrentContext();
-  process.stdout.write(auditPlan(o, { cluster: `${server} (context ${context})`, vault: vaultAddr }) + "\n");
-  const caCert = vaultCACert
-    ? await readFile(vaultCACert, "utf8").catch((err) => {
-        throw new UsageError(`cannot read VAULT_CACERT ${vaultCACert}: ${errorMessage(err).split("\n")[0]}`);
-      })
-    : undefined;
-  const vault = new VaultClient({ address: vaultAddr, token: vaultToken, caCert });
-  const health = await assertVaultReady(vault, config).catch((err) => {
-    if (err instanceof HarnessError && /^VAULT_TOKEN is not valid/.test(err.message))
+  process.stdout.write(auditPlan(o, { cluster: `${server} (context ${context})`, vault: vaultWhere(settings) }) + "\n");
+  const vaultAddr = settings.address;
+  const vault = externalVaultClient(settings, { timeoutMs: 15_000 });
+  try {
+    const health = await assertVaultReady(vault, {
+      flavor: config.flavor,
+      ...(settings.tokenFrom ? { tokenFrom: settings.tokenFrom } : {}),
+      may: "that may read auth roles and policies",
+    });
+    const version = await rawGet(kc, "/version").catch((err) => {
+      throw new HarnessError(`cannot reach the Kubernetes API at ${server} (context ${context}): ${errorMessage(err)}`, { exitCode: 2 });
+    });
+    if (version.status !== 200)
       throw new HarnessError(
-        err.message.replace(/: set it to .*$/, ": set it to a token of that Vault that may read auth roles and policies"),
-        {
-          exitCode: 2,
-        },
+        `the Kubernetes API at ${server} answered /version with HTTP ${version.status}: check the credentials of context ${context}`,
+        { exitCode: 2 },
       );
+    return { vault, vaultAddr, ...(health.version ? { vaultVersion: health.version } : {}), kc, kube: new Kube(kc), server, context };
+  } catch (err) {
+    await closeVaultClient(vault);
     throw err;
-  });
-  const version = await rawGet(kc, "/version").catch((err) => {
-    throw new HarnessError(`cannot reach the Kubernetes API at ${server} (context ${context}): ${errorMessage(err)}`, { exitCode: 2 });
-  });
-  if (version.status !== 200)
-    throw new HarnessError(
-      `the Kubernetes API at ${server} answered /version with HTTP ${version.status}: check the credentials of context ${context}`,
-      {
-        exitCode: 2,
-      },
-    );
-  return { vault, vaultAddr, ...(health.version ? { vaultVersion: health.version } : {}), kc, kube: new Kube(kc), server, context };
+  }
 }
 
 /** The kubernetes auth mounts to audit, once both credentials are known to allow everything; else each missing permission, exit 2. */

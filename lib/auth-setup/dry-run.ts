@@ -1,11 +1,10 @@
-import { readFile } from "node:fs/promises";
-import type { Config } from "../config.ts";
+import { externalVaultSettings, type Config } from "../config.ts";
 import { HarnessError, UsageError, errorMessage } from "../errors.ts";
 import { providerFor } from "../lifecycle/registry.ts";
 import { newRunId } from "../lifecycle/workspace.ts";
 import { log } from "../log.ts";
 import { kubeconfigFrom } from "../providers/cluster.ts";
-import { VaultClient } from "../vault/client.ts";
+import { closeVaultClient, externalVaultClient, requireAddressAndToken, vaultWhere } from "../vault/external.ts";
 import { buildPlan, checkKubePermissions, checkVaultPermissions, formatChecks, formatPlan, type PermissionCheck } from "./plan.ts";
 
 /**
@@ -15,7 +14,7 @@ import { buildPlan, checkKubePermissions, checkVaultPermissions, formatChecks, f
 export async function announcePlan(config: Config): Promise<void> {
   if (config.target !== "existing") return;
   const runId = (config.runId ??= newRunId());
-  const { kc } = kubeconfigFrom(config);
+  const { kc } = await kubeconfigFrom(config);
   const plan = await buildPlan({ runId, fixturesDir: config.fixturesDir });
   log.info("plan", formatPlan(plan, where(config, kc.getCurrentCluster()?.server ?? "?", kc.getCurrentContext())));
 }
@@ -23,7 +22,7 @@ export async function announcePlan(config: Config): Promise<void> {
 function where(config: Config, server: string, context: string) {
   return {
     cluster: `${server} (context ${context})`,
-    vault: config.vault.mode === "process" ? "(a throwaway dev server this run starts)" : (config.existing.vaultAddr ?? "?"),
+    vault: config.vault.mode === "process" ? "(a throwaway dev server this run starts)" : vaultWhere(externalVaultSettings(config)),
   };
 }
 
@@ -36,7 +35,14 @@ export async function dryRun(config: Config): Promise<number> {
 
 /** The existing target's dry run: the plan, and a check of every permission it needs on the cluster and Vault. */
 export async function planExisting(config: Config, runId: string): Promise<number> {
-  const { kc } = kubeconfigFrom(config);
+  // Your Vault's client conventions first (bad input before anything is reached): lib/vault/env.ts.
+  const settings = config.vault.mode === "process" ? undefined : externalVaultSettings(config);
+  if (settings)
+    requireAddressAndToken(settings, "the existing target", {
+      token: "a token allowed to manage auth mounts and policies",
+      otherwise: "or --vault process",
+    });
+  const { kc } = await kubeconfigFrom(config);
   const server = kc.getCurrentCluster()?.server ?? "?";
   const plan = await buildPlan({ runId, fixturesDir: config.fixturesDir });
   const out: string[] = [formatPlan(plan, where(config, server, kc.getCurrentContext()))];
@@ -48,17 +54,16 @@ export async function planExisting(config: Config, runId: string): Promise<numbe
   } catch (err) {
     throw new HarnessError(`cannot check permissions on ${server}: ${errorMessage(err).split("\n")[0]}`, { exitCode: 2, cause: err });
   }
-  if (config.vault.mode !== "process") {
-    const { vaultAddr, vaultToken, vaultCACert } = config.existing;
-    if (!vaultAddr || !vaultToken)
-      throw new HarnessError("the existing target needs VAULT_ADDR and VAULT_TOKEN, or --vault process", { exitCode: 2 });
-    const caCert = vaultCACert ? await readFile(vaultCACert, "utf8") : undefined;
-    const vault = new VaultClient({ address: vaultAddr, token: vaultToken, caCert, timeoutMs: 10_000 });
-    const v = await checkVaultPermissions(vault, runId).catch((err) => {
-      throw new HarnessError(`cannot check the token's capabilities at ${vaultAddr}: ${errorMessage(err)}`, { exitCode: 2, cause: err });
-    });
+  if (settings) {
+    const vault = externalVaultClient(settings);
+    const at = vaultWhere(settings);
+    const v = await checkVaultPermissions(vault, runId)
+      .catch((err) => {
+        throw new HarnessError(`cannot check the token's capabilities at ${at}: ${errorMessage(err)}`, { exitCode: 2, cause: err });
+      })
+      .finally(() => closeVaultClient(vault));
     checks.push(...v);
-    out.push(formatChecks(`  capabilities of VAULT_TOKEN at ${vaultAddr}:`, v));
+    out.push(formatChecks(`  capabilities of ${settings.tokenFrom ?? "VAULT_TOKEN"} at ${at}:`, v));
   }
   const denied = checks.filter((c) => !c.allowed);
   out.push(

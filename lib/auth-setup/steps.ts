@@ -6,6 +6,7 @@ import { HarnessError, UsageError } from "../errors.ts";
 import { Kube, RUN_LABEL } from "../kube/client.ts";
 import { registerSecret } from "../redact.ts";
 import { VaultClient, type VaultResponse } from "../vault/client.ts";
+import { vaultClientForTarget } from "../vault/external.ts";
 import type { TargetInfo } from "../lifecycle/info.ts";
 import { recordLogin } from "../vitest/diagnostics.ts";
 import { expectationsFor } from "../fixtures/expectations.ts";
@@ -25,12 +26,11 @@ export interface Clients {
 }
 
 export async function connect(info: TargetInfo): Promise<Clients> {
-  const token = registerSecret((await readFile(info.vault.tokenFile, "utf8")).trim());
-  const caCert = info.vault.caCertFile ? await readFile(info.vault.caCertFile, "utf8") : undefined;
   return {
     info,
     kube: Kube.fromFile(info.kube.kubeconfigPath, info.kube.context),
-    vault: new VaultClient({ address: info.vault.address, token, caCert }),
+    // As the run reaches Vault: CA, client certificate, server name, namespace, proxy (lib/vault/external.ts).
+    vault: await vaultClientForTarget(info),
   };
 }
 

@@ -12,7 +12,7 @@ export interface TargetInfo {
   target: TargetName;
   flavor: Flavor;
   kube: {
-    /** 0600 kubeconfig with a cluster-admin credential. */
+    /** 0600 self-contained kubeconfig at `context`: cluster-admin (local, kind) or the user's credential (existing, exec plugins kept). */
     kubeconfigPath: string;
     context?: string;
     /** The API server as the harness reaches it. */
@@ -43,11 +43,28 @@ export interface TargetInfo {
     address: string;
     /** 0600 file holding a token with root (or equivalent) policy. */
     tokenFile: string;
+    /** PEM CA bundle to trust instead of the system roots (VAULT_CACERT, VAULT_CAPATH, ...). */
     caCertFile?: string;
+    /**
+     * An external Vault's client conventions (lib/vault/external.ts), as the run reached it:
+     * mutual TLS (0600 PEM files), the name its certificate must match, verification off
+     * (VAULT_SKIP_VERIFY), the namespace every request goes to, a 0600 file with the proxy URL.
+     */
+    clientCertFile?: string;
+    clientKeyFile?: string;
+    tlsServerName?: string;
+    tlsSkipVerify?: boolean;
+    namespace?: string;
+    proxyFile?: string;
     flavor: Flavor;
     version: string;
     /** True when Vault is known to run outside any pod (it then has no pod CA or JWT to fall back on). */
     outsideCluster?: boolean;
+    /**
+     * Vault's address as the cluster's pods reach it (kind: the in-cluster Service's DNS name, or
+     * the container's address on kind's network); absent when the harness does not know one.
+     */
+    addressForPods?: string;
   };
   /** Version of every component, e.g. { kubernetes: "v1.36.3", etcd: "3.6.8", vault: "1.21.4" }. */
   versions: Record<string, string>;

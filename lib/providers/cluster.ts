@@ -1,37 +1,26 @@
-import { join } from "node:path";
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { Config } from "../config.ts";
-import { UsageError, errorMessage } from "../errors.ts";
 import { rawGet } from "../kube/client.ts";
+import { checkExecPlugin, loadKubeconfig, type LoadedKubeconfig } from "../kube/kubeconfig.ts";
 
-/** The user's kubeconfig (KUBECONFIG or the default) at the chosen context: the existing target's cluster. */
-export function kubeconfigFrom(config: Pick<Config, "existing" | "home">): { kc: KubeConfig; path: string } {
-  const kc = new KubeConfig();
-  const path = config.existing.kubeconfig;
-  try {
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new UsageError(`cannot read kubeconfig ${path ?? "(default)"}: ${errorMessage(err).split("\n")[0]}`, { cause: err });
-  }
-  const context = config.existing.context;
-  if (context) {
-    if (!kc.getContexts().some((c) => c.name === context)) {
-      throw new UsageError(
-        `kubeconfig ${path ?? "(default)"} has no context "${context}" (has: ${
-          kc
-            .getContexts()
-            .map((c) => c.name)
-            .join(", ") || "none"
-        })`,
-      );
-    }
-    kc.setCurrentContext(context);
-  }
-  if (!kc.getCurrentCluster()) throw new UsageError(`kubeconfig ${path ?? "(default)"} has no current context: pass --context NAME`);
-  return { kc, path: path ?? join(config.home, ".kube", "config") };
+/**
+ * The existing target's cluster: KUBECONFIG (a list, merged as kubectl does), else the pod's
+ * ServiceAccount when running in a pod, else ~/.kube/config (lib/kube/kubeconfig.ts), at the
+ * chosen context. An exec credential plugin is run once here, so that a missing or failing one is
+ * one line (exit 2) before anything starts. `text` is the one self-contained kubeconfig to hand to
+ * other processes (written 0600: it holds credentials).
+ */
+export async function kubeconfigFrom(config: Pick<Config, "existing" | "home" | "env">): Promise<LoadedKubeconfig> {
+  const { kubeconfig, context, inCluster } = config.existing;
+  const loaded = loadKubeconfig({
+    ...(kubeconfig ? { files: kubeconfig } : {}),
+    ...(context ? { context } : {}),
+    inCluster,
+    home: config.home,
+  });
+  await checkExecPlugin(loaded, config.env);
+  return loaded;
 }
-
 export interface ClusterFacts {
   /** The API server's gitVersion. */
   version: string;

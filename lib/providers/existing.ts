@@ -3,15 +3,16 @@ import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { planExisting } from "../auth-setup/dry-run.ts";
 import { sweepRun } from "../auth-setup/sweep.ts";
-import type { Config } from "../config.ts";
-import { HarnessError, UsageError, errorMessage } from "../errors.ts";
+import { externalVaultSettings, type Config } from "../config.ts";
+import { HarnessError, errorMessage } from "../errors.ts";
 import { checkPolicies, policyParser } from "../fixtures/check.ts";
 import { Kube } from "../kube/client.ts";
 import type { PreflightContext, RunWorkspace, StartedTarget, TargetInfo, TargetProvider } from "../lifecycle/provider.ts";
 import { log } from "../log.ts";
 import { StartedProcess } from "../process.ts";
-import { registerSecret } from "../redact.ts";
 import { VaultClient } from "../vault/client.ts";
+import type { VaultSettings } from "../vault/env.ts";
+import { closeVaultClient, externalVaultClient, requireAddressAndToken, vaultConnection, vaultWhere } from "../vault/external.ts";
 import { assertVaultReady, checkExternalVault } from "../vault/ready.ts";
 import { clusterFacts, kubeconfigFrom, type ClusterFacts } from "./cluster.ts";
 import { startDevVault } from "./components.ts";
@@ -35,16 +36,18 @@ export const existingProvider: TargetProvider = {
 /** The cluster as the kubeconfig names it, reachable, with its facts. */
 interface Cluster extends ClusterFacts {
   kc: KubeConfig;
-  kubeconfigPath: string;
+  /** One self-contained kubeconfig at the context (credentials: written 0600 into the run's work dir for the workers). */
+  kubeconfig: string;
   server: string;
   context: string;
 }
 
-/** The Vault the run uses: its client (root or equivalent token), its CA, and how it runs. */
+/** The Vault the run uses: its client (root or equivalent token), how it is reached, and how it runs. */
 interface RunVault {
   client: VaultClient;
   token: string;
-  caCert: string | undefined;
+  /** An external Vault's client conventions (VAULT_CACERT, VAULT_NAMESPACE, ...); none for a dev server of the run. */
+  settings: VaultSettings | undefined;
   /** A dev server this run started on this machine. */
   started: boolean;
   logs: Record<string, string>;
@@ -68,17 +71,22 @@ export async function attachExistingTarget(config: Config, ws: RunWorkspace): Pr
   requireVaultCredentials(config);
   const cluster = await ws.step("cluster", () => connectCluster(config));
   const vault = await ws.step("vault", () => (config.vault.mode === "process" ? startProcessVault(config, ws) : externalVault(config)));
+  if (vault.settings) ws.defer("close connections to Vault", () => closeVaultClient(vault.client)); // after the sweep (registered later)
   // Vault reachable, initialized, unsealed, and the token valid (lib/vault/ready.ts).
-  const health = await ws.step("vault ready", () => assertVaultReady(vault.client, { flavor: config.flavor }));
+  const tokenFrom = vault.settings?.tokenFrom;
+  const health = await ws.step("vault ready", () =>
+    assertVaultReady(vault.client, { flavor: config.flavor, ...(tokenFrom ? { tokenFrom } : {}) }),
+  );
   const tokenFile = await ws.writeSecret("vault-token", vault.token);
-  const caFile = vault.caCert ? await ws.writeSecret("vault-ca.crt", vault.caCert) : undefined;
+  // TLS, client certificate, namespace, proxy: paths of 0600 files and plain settings, for the workers.
+  const connection = vault.settings ? await vaultConnection(ws, vault.settings) : {};
   const vaultVersion = String(health.version ?? "unknown");
   const info: TargetInfo = {
     runId: ws.runId,
     target: "existing",
     flavor: config.flavor,
     kube: {
-      kubeconfigPath: cluster.kubeconfigPath,
+      kubeconfigPath: await ws.writeSecret("kubeconfig", cluster.kubeconfig),
       context: cluster.context,
       server: cluster.server,
       // Vault is assumed to reach the API server at the same address as the harness.
@@ -91,7 +99,7 @@ export async function attachExistingTarget(config: Config, ws: RunWorkspace): Pr
     vault: {
       address: vault.client.address,
       tokenFile,
-      ...(caFile ? { caCertFile: caFile } : {}),
+      ...connection,
       flavor: config.flavor,
       version: vaultVersion,
       ...(vault.started ? { outsideCluster: true } : {}),
@@ -103,23 +111,22 @@ export async function attachExistingTarget(config: Config, ws: RunWorkspace): Pr
   sweepOnTeardown(ws, new Kube(cluster.kc), vault.client);
   log.info(
     "existing",
-    `${ws.runId}: attached to ${cluster.server} (context ${cluster.context}, kubernetes ${cluster.version}) and ${config.flavor} ${vaultVersion} at ${vault.client.address}`,
+    `${ws.runId}: attached to ${cluster.server} (context ${cluster.context}, kubernetes ${cluster.version}) and ${config.flavor} ${vaultVersion} at ${vaultWhere({ address: vault.client.address, namespace: vault.client.opts.namespace })}`,
   );
   return ws.started(info, Date.now() - started);
 }
 
 function requireVaultCredentials(config: Config): void {
-  const { vaultAddr, vaultToken } = config.existing;
-  if (config.vault.mode !== "process" && (!vaultAddr || !vaultToken))
-    throw new UsageError(
-      "the existing target needs VAULT_ADDR and VAULT_TOKEN (a token allowed to manage auth mounts and policies), or --vault process to start a throwaway dev Vault",
-    );
-  registerSecret(vaultToken);
+  if (config.vault.mode === "process") return;
+  requireAddressAndToken(externalVaultSettings(config), "the existing target", {
+    token: "a token allowed to manage auth mounts and policies",
+    otherwise: "or --vault process to start a throwaway dev Vault",
+  });
 }
 
 /** The kubeconfig's cluster, reachable, its version and issuer; one line and exit code 2 otherwise. */
 async function connectCluster(config: Config): Promise<Cluster> {
-  const { kc, path } = kubeconfigFrom(config);
+  const { kc, text } = await kubeconfigFrom(config);
   const server = kc.getCurrentCluster()!.server;
   const context = kc.getCurrentContext();
   const facts = await clusterFacts(kc, {
@@ -136,7 +143,7 @@ async function connectCluster(config: Config): Promise<Cluster> {
         },
       ),
   });
-  return { kc, kubeconfigPath: path, server, context, ...facts };
+  return { kc, kubeconfig: text, server, context, ...facts };
 }
 
 /** The cluster's CA, as Vault must use it for kubernetes_ca_cert. */
@@ -146,14 +153,13 @@ async function clusterCaPem(kc: KubeConfig): Promise<string> {
   return cluster.caFile ? readFile(cluster.caFile, "utf8") : "";
 }
 
-/** VAULT_ADDR, VAULT_TOKEN and VAULT_CACERT. */
+/** Your Vault, as the vault/bao CLI would reach it (VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT, VAULT_NAMESPACE, ...: lib/vault/env.ts). */
 async function externalVault(config: Config): Promise<RunVault> {
-  const { vaultAddr, vaultToken, vaultCACert } = config.existing;
-  const caCert = vaultCACert ? await readFile(vaultCACert, "utf8") : undefined;
+  const settings = externalVaultSettings(config);
   return {
-    client: new VaultClient({ address: vaultAddr!, token: vaultToken!, caCert, timeoutMs: 10_000 }),
-    token: vaultToken!,
-    caCert,
+    client: externalVaultClient(settings),
+    token: settings.token!,
+    settings,
     started: false,
     logs: {},
   };
@@ -182,7 +188,7 @@ async function startProcessVault(config: Config, ws: RunWorkspace): Promise<RunV
   return {
     client: new VaultClient({ address: dev.address, token, timeoutMs: 10_000 }),
     token,
-    caCert: undefined,
+    settings: undefined,
     started: true,
     logs: { [name]: join(ws.logDir, `${name}.log`) },
   };

@@ -19,6 +19,12 @@ export interface KindPins {
   legacyNodeImages: Record<string, { image: string; kind: string }>;
   /** Vault container images per flavor, newest first. */
   vaultImages: Record<Flavor, string[]>;
+  /**
+   * The images `npm run kit` builds on a machine without a registry, by tag: a node image per
+   * Kubernetes minor (newest first) and a Vault image per flavor. The defaults when the engine
+   * lacks the pinned image and has the kit's.
+   */
+  kitImages?: { nodeImages: Record<string, string>; vaultImages: Partial<Record<Flavor, string>> };
 }
 
 let pinsCache: KindPins | undefined;
@@ -62,6 +68,19 @@ export function nodeImageFor(
     );
   }
   return { image: `kindest/node:v${want}`, kubeVersion: want, pinned: false };
+}
+
+/**
+ * The kit's node image for a requested Kubernetes version: the one of its minor (a full version
+ * must match the image's tag), or without a version the newest; undefined when the kit has none.
+ */
+export function kitNodeImageFor(kubeVersion: string | undefined, pins: KindPins = loadKindPins()): string | undefined {
+  const kit = pins.kitImages?.nodeImages ?? {};
+  if (!kubeVersion) return Object.values(kit)[0];
+  const m = /^v?(\d+)\.(\d+)(?:\.(\d+))?$/.exec(kubeVersion);
+  const image = m ? kit[`${m[1]}.${m[2]}`] : undefined;
+  if (!image || (m?.[3] && /:v([\d.]+)$/.exec(image)?.[1] !== kubeVersion.replace(/^v/, ""))) return undefined;
+  return image;
 }
 
 /** "hashicorp/vault:1.21.1" for a flavor (newest pinned), or the user's image. */
@@ -267,7 +286,14 @@ export function inClusterVaultManifests(o: {
   ];
 }
 
-/** Lines that tell the user how to remove what `--keep` kept. */
+/** A word for a POSIX shell: as is when it is plain, else single-quoted. */
+const sh = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * Lines that tell the user how to reach and remove what `--keep` kept. The removal line is one
+ * shell command (the Vault container first: it is attached to kind's network), with the kind CLI
+ * this run used; kind's network is a line of its own, as another kind cluster may use it.
+ */
 export function keepInstructions(o: {
   clusterName: string;
   kubeconfig: string;
@@ -275,12 +301,52 @@ export function keepInstructions(o: {
   workDir: string;
   vaultAddress: string;
   tokenFile: string;
+  /** The kind CLI the run used (a path, or "kind"). */
+  kind?: string;
+  engine?: "docker" | "podman";
 }): string[] {
+  const engine = o.engine ?? "docker";
+  const remove = [
+    ...(o.containerId ? [`${engine} rm -f -v ${o.containerId.slice(0, 12)}`] : []),
+    `${sh(o.kind ?? "kind")} delete cluster --name ${o.clusterName} --kubeconfig ${sh(o.kubeconfig)}`,
+    `rm -rf ${sh(o.workDir)}`,
+  ];
   return [
     `kept kind cluster ${o.clusterName} and its Vault at ${o.vaultAddress}`,
-    `  use them:   export KUBECONFIG=${o.kubeconfig} VAULT_ADDR=${o.vaultAddress} VAULT_TOKEN="$(cat ${o.tokenFile})"`,
-    `  remove it:  kind delete cluster --name ${o.clusterName}${o.containerId ? ` && docker rm -f ${o.containerId.slice(0, 12)}` : ""} && rm -rf ${o.workDir}`,
+    `  use them:   export KUBECONFIG=${sh(o.kubeconfig)} VAULT_ADDR=${o.vaultAddress} VAULT_TOKEN="$(cat ${sh(o.tokenFile)})"`,
+    `  remove it:  ${remove.join(" && ")}`,
+    `  then kind's network, unless another kind cluster uses it:  ${engine} network rm kind`,
   ];
+}
+
+/** Capability names by number (linux/capability.h), 0..40. */
+const CAPABILITIES = `CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE
+NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT
+SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP
+MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE`.split(/\s+/);
+
+/**
+ * The capabilities a bounding set lacks (`CapBnd:` of /proc/<pid>/status, hex), up to the
+ * kernel's last capability (/proc/sys/kernel/cap_last_cap): what a privileged container cannot
+ * get, so runc fails with "unable to apply caps" (kit/docker/runc-wrapper drops them).
+ */
+export function missingCapabilities(capBndHex: string, lastCap = 40): string[] {
+  if (!/^[0-9a-f]+$/i.test(capBndHex)) return [];
+  const bnd = BigInt(`0x${capBndHex}`);
+  const out: string[] = [];
+  for (let i = 0; i <= lastCap; i++) if (((bnd >> BigInt(i)) & 1n) === 0n) out.push(`CAP_${CAPABILITIES[i] ?? String(i)}`);
+  return out;
+}
+
+/** The plan's note on the kit's images, for the images the user did not name. */
+function kitLine(config: Pick<Config, "kind" | "flavor" | "vault">): string[] {
+  const kit = [
+    config.kind.nodeImage ? undefined : kitNodeImageFor(config.kind.kubeVersion),
+    config.vault.image ? undefined : loadKindPins().kitImages?.vaultImages[config.flavor],
+  ].filter(Boolean);
+  return kit.length
+    ? [`  images: the kit's (npm run kit) instead when the engine has them and not the pinned ones: ${kit.join(", ")}`]
+    : [];
 }
 
 /** `--dry-run` of the kind target: what a run would create, as printed. */
@@ -292,7 +358,8 @@ export function kindPlanText(config: Pick<Config, "kind" | "flavor" | "vault" | 
       `plan of run ${runId} (kind ${node.kind ?? loadKindPins().kind}):`,
       `  kind ${kindArgs.create({ name: runId, image: node.image, configFile: "<run dir>/kind-config.yaml", kubeconfig: "<run dir>/kubeconfig" }).join(" ")}`,
       `  Vault: ${image} ${config.vault.mode === "in-cluster" ? "as a Deployment in the cluster" : "as a container on kind's network"}`,
-      `  afterwards: ${config.keep ? "kept (--keep)" : `kind delete cluster --name ${runId}, the container removed`}`,
+      `  afterwards: ${config.keep ? "kept (--keep)" : `kind delete cluster --name ${runId}${config.vault.mode === "in-cluster" ? " (Vault goes with it)" : ", the Vault container removed"}`}`,
+      ...kitLine(config),
       `  kind-config.yaml:`,
       kindClusterConfig({ name: runId, image: node.image, issuer: config.issuer }).replace(/^/gm, "    "),
     ].join("\n") + "\n"

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { createWriteStream } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { createWriteStream, readFileSync } from "node:fs";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
 import { execa } from "execa";
@@ -21,8 +21,10 @@ import {
   kindArgs,
   kindClusterConfig,
   kindPlanText,
+  kitNodeImageFor,
   kubeletRefusesCgroupV1,
   loadKindPins,
+  missingCapabilities,
   nodeImageFor,
   parseInternalKubeconfig,
   vaultContainerSpec,
@@ -36,6 +38,8 @@ export interface RunningContainer {
   id: string;
   /** How the harness reaches it from the host, e.g. http://localhost:49153. */
   address: string;
+  /** Its IP address on the network it joined (kind's): how the cluster's pods reach it. */
+  networkIp?: string;
   stop(): Promise<void>;
 }
 
@@ -50,7 +54,8 @@ export interface KindDeps {
   exec(cmd: string, args: string[], o?: { timeoutMs?: number; logFile?: string }): Promise<string>;
   /** Synchronous, for the last-resort cleanup while the process exits. */
   execSync(cmd: string, args: string[]): void;
-  startContainer(spec: VaultContainerSpec, o: { logFile: string; timeoutMs: number }): Promise<RunningContainer>;
+  /** `keep`: it outlives the process (--keep), so no last-resort removal at exit. */
+  startContainer(spec: VaultContainerSpec, o: { logFile: string; timeoutMs: number; keep?: boolean }): Promise<RunningContainer>;
   applyObjects(kubeconfig: string, objects: KubernetesObject[]): Promise<void>;
   /** The cluster's version and the issuer its discovery document names ("" if not served). */
   clusterFacts(kubeconfig: string): Promise<{ version: string; issuer: string }>;
@@ -144,6 +149,35 @@ interface KindSetup {
   allowCgroupV1: boolean;
 }
 
+/** True when the engine has `image` (a missing engine is still an error). */
+async function imagePresent(deps: KindDeps, engine: ContainerEngine, image: string): Promise<boolean> {
+  try {
+    await deps.exec(engine, ["image", "inspect", "--format", "{{.Id}}", image], { timeoutMs: 20_000 });
+    return true;
+  } catch (err) {
+    if (notInstalled(err)) throw err;
+    return false;
+  }
+}
+
+/**
+ * An image the user did not name: the pinned default when the engine has it, else the kit's
+ * (fixtures/kind.json kitImages, what `npm run kit` builds) when the engine has that; otherwise
+ * the default, not known to be present (requireImage then pulls it or says how to get one).
+ */
+async function defaultOrKit(
+  deps: KindDeps,
+  engine: ContainerEngine,
+  image: string,
+  kit: string | undefined,
+): Promise<{ image: string; present: boolean; kit: boolean }> {
+  if (!kit || kit === image) return { image, present: false, kit: false };
+  if (await imagePresent(deps, engine, image)) return { image, present: true, kit: false };
+  if (!(await imagePresent(deps, engine, kit))) return { image, present: false, kit: false };
+  log.info("kind", `${image} is not in the engine; using the kit's ${kit} (fixtures/kind.json kitImages)`);
+  return { image: kit, present: true, kit: true };
+}
+
 /** How long `docker pull` may take to decide whether a missing image can be pulled at all. */
 export const PULL_PROBE_MS = 20_000;
 
@@ -177,6 +211,61 @@ export async function requireImage(
       `${what.noun} ${image} is not present and cannot be pulled: build it with \`npm run kit\` (kit/README.md) or name one with ${what.flag}`,
       { cause: err, details: (err as HarnessError).details ?? errorMessage(err) },
     );
+  }
+}
+
+/** How long the privileged probe container may take (create, run /bin/true, remove). */
+const PROBE_MS = 60_000;
+
+/**
+ * kind's node is a privileged container. An engine whose runtime cannot give one every
+ * capability (runc: "unable to apply caps: operation not permitted", when the host's bounding set
+ * withholds one, e.g. CAP_SYS_RESOURCE in some sandboxes) fails `kind create` half-way; a tiny
+ * privileged container from an image the engine already has (the node image, /bin/true) says so
+ * first, in one line with the way out. A probe that fails for another reason only warns: kind
+ * gets its chance and its own error.
+ */
+export async function requirePrivilegedContainers(
+  deps: KindDeps,
+  engine: ContainerEngine,
+  image: string,
+  o: { name: string; runId: string; withheld?: () => string[] },
+): Promise<void> {
+  const args = ["run", "--rm", "--privileged", "--network", "none", "--name", o.name, "--label", `vault-k8s-conformance/run=${o.runId}`];
+  try {
+    await deps.exec(engine, [...args, "--entrypoint", "/bin/true", image], { timeoutMs: PROBE_MS });
+    return;
+  } catch (err) {
+    if (notInstalled(err)) throw err;
+    // A container whose start failed can stay behind in "created" state despite --rm.
+    await deps.exec(engine, ["rm", "-f", "-v", o.name], { timeoutMs: 30_000 }).catch(() => undefined);
+    const evidence = (err as HarnessError).details ?? errorMessage(err);
+    const reason = /unable to apply caps[^\n]*|capset[^\n]*/i.exec(evidence)?.[0];
+    if (!reason) {
+      log.warn(
+        "kind",
+        `a privileged probe container (${engine} run --privileged ${image}) failed: ${firstLine(evidence)}; trying kind anyway`,
+      );
+      return;
+    }
+    const caps = (o.withheld ?? withheldCapabilities)();
+    const which = caps.length ? `this host withholds ${caps.join(", ")}` : "the host withholds a capability";
+    throw new UsageError(
+      `${engine} refuses privileged containers, which kind's nodes are (${engine} run --privileged: ${reason.replace(/[:\s]+(unknown\.?)?$/, "")}): ${which}; ` +
+        "install the runc wrapper that drops it with kit/docker/install-engine.sh (kit/README.md), or use --target local",
+      { cause: err }, // one line: the reason is in it; --debug shows the cause
+    );
+  }
+}
+
+/** The capabilities this machine's bounding set lacks (what runc cannot give a privileged container). */
+function withheldCapabilities(): string[] {
+  try {
+    const bnd = /^CapBnd:\s*([0-9a-f]+)/im.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+    const last = Number(readFileSync("/proc/sys/kernel/cap_last_cap", "utf8").trim());
+    return bnd ? missingCapabilities(bnd, Number.isInteger(last) ? last : 40) : [];
+  } catch {
+    return [];
   }
 }
 
@@ -215,7 +304,7 @@ export async function startKindTarget(
   deps: KindDeps = defaultKindDeps("kind", childEnv(config)),
 ): Promise<StartedTarget> {
   const started = Date.now();
-  const setup = await checkKindSetup(config, deps);
+  const setup = await checkKindSetup(config, deps, ws.runId);
   await ws.ensureLogDir();
   const exportLogs = () => exportKindLogs(deps, ws);
   let clusterCreated = false;
@@ -228,6 +317,10 @@ export async function startKindTarget(
     );
     const cluster = await ws.step("kind create cluster", () => createCluster(config, ws, deps, setup));
     clusterCreated = true;
+    log.info(
+      "kind",
+      `${ws.runId}: cluster up in ${formatDuration(Date.now() - started)}; starting ${config.flavor} ${setup.image} ${setup.mode === "container" ? "as a container on kind's network" : "in the cluster"}`,
+    );
     const vault = await ws.step(config.flavor, () =>
       setup.mode === "container"
         ? startVaultContainer(config, ws, deps, setup, cluster, token)
@@ -238,7 +331,8 @@ export async function startKindTarget(
     if (config.keep)
       ws.defer("print how to remove what --keep kept", () => {
         const o = { clusterName: cluster.name, kubeconfig: cluster.kubeconfig, containerId: vault.containerId, workDir: ws.workDir };
-        for (const line of keepInstructions({ ...o, vaultAddress: vault.address, tokenFile })) log.info("kind", line);
+        const how = { kind: deps.kind, engine: config.containerEngine };
+        for (const line of keepInstructions({ ...o, ...how, vaultAddress: vault.address, tokenFile })) log.info("kind", line);
       });
     const info = kindTargetInfo(config, ws, { setup, cluster, vault, vaultVersion, facts, tokenFile });
     if (facts.issuer && facts.issuer !== config.issuer)
@@ -280,6 +374,7 @@ function kindTargetInfo(
       flavor: config.flavor,
       version: vaultVersion,
       outsideCluster: setup.mode === "container",
+      ...(vault.addressForPods ? { addressForPods: vault.addressForPods } : {}),
     },
     versions: {
       kubernetes: facts.version,
@@ -297,18 +392,35 @@ function kindTargetInfo(
 }
 
 /** Flags, pins and tools, before anything is created. */
-async function checkKindSetup(config: Config, deps: KindDeps): Promise<KindSetup> {
-  const node = nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
-  const image = vaultImageFor(config.flavor, config.vault.image);
+async function checkKindSetup(config: Config, deps: KindDeps, runId: string): Promise<KindSetup> {
   const engine = config.containerEngine;
   const kindVersion = await requireKindTools(deps, engine);
+  // Images the user did not name: the pinned ones, or the kit's when only those are present.
+  const nodeChoice = await defaultOrKit(
+    deps,
+    engine,
+    nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage }).image,
+    config.kind.nodeImage ? undefined : kitNodeImageFor(config.kind.kubeVersion),
+  );
+  const node = nodeChoice.kit
+    ? nodeImageFor({ image: nodeChoice.image })
+    : nodeImageFor({ kubeVersion: config.kind.kubeVersion, image: config.kind.nodeImage });
+  const vaultChoice = await defaultOrKit(
+    deps,
+    engine,
+    vaultImageFor(config.flavor, config.vault.image),
+    config.vault.image ? undefined : loadKindPins().kitImages?.vaultImages[config.flavor],
+  );
+  const image = vaultChoice.image;
   if (node.kind && !kindVersion.includes(node.kind))
     log.warn("kind", `node image ${node.image} is built for kind ${node.kind}; this is ${kindVersion}`);
-  if (!node.pinned) log.warn("kind", `node image ${node.image} is not pinned by digest (pinned images: fixtures/kind.json)`);
+  if (!node.pinned && !nodeChoice.kit)
+    log.warn("kind", `node image ${node.image} is not pinned by digest (pinned images: fixtures/kind.json)`);
   // Both images, before any cluster exists: a missing one is bad input, not a failed run.
-  await requireImage(deps, engine, node.image, { noun: "node image", flag: "--node-image" });
+  const nodeLocal = nodeChoice.present || (await requireImage(deps, engine, node.image, { noun: "node image", flag: "--node-image" }));
   const vaultNoun = `${config.flavor === "openbao" ? "OpenBao" : "Vault"} image`;
-  const imageLocal = await requireImage(deps, engine, image, { noun: vaultNoun, flag: "--vault-image" });
+  const imageLocal = vaultChoice.present || (await requireImage(deps, engine, image, { noun: vaultNoun, flag: "--vault-image" }));
+  if (nodeLocal) await requirePrivilegedContainers(deps, engine, node.image, { name: `${runId}-probe`, runId });
   const allowCgroupV1 = kubeletRefusesCgroupV1(node.kubeVersion) && (await hostIsCgroupV1(deps, engine));
   if (allowCgroupV1)
     log.warn("kind", `cgroup v1 host: Kubernetes ${node.kubeVersion}'s kubelet refuses it by default; setting failCgroupV1: false`);
@@ -338,7 +450,12 @@ async function createCluster(config: Config, ws: RunWorkspace, deps: KindDeps, s
     const del = kindArgs.delete(name, kubeconfig);
     const forget = onExitSync(() => deps.execSync(deps.kind, del));
     ws.defer(`delete kind cluster ${name}`, async () => {
-      await deps.exec(deps.kind, del, { timeoutMs: 120_000 });
+      try {
+        await deps.exec(deps.kind, del, { timeoutMs: 120_000 });
+      } finally {
+        // A Ctrl-C while `kind create` ran can leave a node container kind's delete did not see yet.
+        await removeNodeContainers(deps, config.containerEngine, name);
+      }
       forget();
     });
   }
@@ -352,6 +469,8 @@ async function createCluster(config: Config, ws: RunWorkspace, deps: KindDeps, s
 
 interface KindVault {
   address: string;
+  /** How the cluster's pods reach it: the in-cluster Service, or the container on kind's network. */
+  addressForPods: string | undefined;
   /** kubernetes_host as Vault reaches the API server. */
   hostForVault: string;
   containerId?: string;
@@ -367,9 +486,18 @@ async function startVaultContainer(
   token: string,
 ): Promise<KindVault> {
   const spec = vaultContainerSpec({ image: setup.image, flavor: config.flavor, token, runId: ws.runId });
-  const container = await deps.startContainer(spec, { logFile: join(ws.logDir, `${config.flavor}.log`), timeoutMs: TIMEOUT_MS });
+  const container = await deps.startContainer(spec, {
+    logFile: join(ws.logDir, `${config.flavor}.log`),
+    timeoutMs: TIMEOUT_MS,
+    keep: config.keep,
+  });
   if (!config.keep) ws.defer(`remove ${config.flavor} container ${container.id.slice(0, 12)}`, () => container.stop());
-  return { address: container.address, hostForVault: cluster.internal.server, containerId: container.id };
+  return {
+    address: container.address,
+    addressForPods: container.networkIp ? `http://${container.networkIp}:${spec.port}` : undefined,
+    hostForVault: cluster.internal.server,
+    containerId: container.id,
+  };
 }
 
 /** Vault as a Deployment in the cluster (removed with it), reached through the mapped loopback port. */
@@ -381,8 +509,9 @@ async function startVaultInCluster(
   cluster: KindCluster,
   token: string,
 ): Promise<KindVault> {
+  const namespace = `vkc-vault-${ws.runId.slice(-6)}`;
   const manifests = inClusterVaultManifests({
-    namespace: `vkc-vault-${ws.runId.slice(-6)}`,
+    namespace,
     image: setup.image,
     flavor: config.flavor,
     token,
@@ -391,7 +520,25 @@ async function startVaultInCluster(
   // No registry is needed for an image the host has: the node gets a copy (imagePullPolicy: IfNotPresent).
   if (setup.imageLocal) await deps.exec(deps.kind, kindArgs.loadImage(cluster.name, setup.image), { timeoutMs: 300_000 });
   await deps.applyObjects(cluster.kubeconfig, manifests);
-  return { address: `http://127.0.0.1:${cluster.hostPort}`, hostForVault: "https://kubernetes.default.svc" };
+  return {
+    address: `http://127.0.0.1:${cluster.hostPort}`,
+    // The Service of inClusterVaultManifests, through the cluster's DNS.
+    addressForPods: `http://vault.${namespace}.svc:8200`,
+    hostForVault: "https://kubernetes.default.svc",
+  };
+}
+
+/** The node containers of cluster `name` (kind labels them), removed with their volumes; failures only warn. */
+export async function removeNodeContainers(deps: KindDeps, engine: ContainerEngine, name: string): Promise<void> {
+  try {
+    const ids = (await deps.exec(engine, ["ps", "-aq", "--filter", `label=io.x-k8s.kind.cluster=${name}`], { timeoutMs: 20_000 }))
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean);
+    if (ids.length) await deps.exec(engine, ["rm", "-f", "-v", ...ids], { timeoutMs: 60_000 });
+  } catch (err) {
+    log.warn("kind", `could not check for node containers of ${name}: ${errorMessage(err).split("\n")[0]}`);
+  }
 }
 
 /**
@@ -416,9 +563,22 @@ async function exportKindLogs(deps: KindDeps, ws: RunWorkspace): Promise<void> {
   const dir = join(ws.artifactsDir, "diagnostics", "kind-logs");
   try {
     await deps.exec(deps.kind, kindArgs.exportLogs(ws.runId, dir), { timeoutMs: 180_000 });
+    // The pods' logs are in there, the in-cluster dev Vault's banner (its root token) among them.
+    await redactTree(dir);
     log.info("kind", `exported cluster logs to ${dir}`);
   } catch (err) {
     log.warn("kind", `kind export logs failed: ${errorMessage(err)}`);
+  }
+}
+
+/** Rewrites every file below `dir` whose text holds a secret the run knows (or a token-shaped string), redacted. */
+async function redactTree(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue;
+    const file = join(entry.parentPath, entry.name);
+    const text = await readFile(file, "utf8");
+    const clean = redact(text);
+    if (clean !== text) await writeFile(file, clean);
   }
 }
 
@@ -524,14 +684,18 @@ export function defaultKindDeps(kind: string, env: Record<string, string>): Kind
           cause: err,
         });
       }
-      // Last resort when the process dies before teardown (and no reaper runs): remove it on exit.
+      // Last resort when the process dies before teardown (and no reaper runs): remove it on exit,
+      // unless it is kept (--keep).
       const id = container.getId();
-      const forget = onExitSync(() => execFileSync("docker", ["rm", "-f", "-v", id], { stdio: "ignore", timeout: 30_000, env }));
+      const forget = o.keep
+        ? () => undefined
+        : onExitSync(() => execFileSync("docker", ["rm", "-f", "-v", id], { stdio: "ignore", timeout: 30_000, env }));
       const out = createWriteStream(o.logFile, { mode: 0o600 });
       (await container.logs()).on("data", (d: Buffer) => out.write(redact(d.toString())));
       return {
         id: container.getId(),
         address: `http://${container.getHost()}:${container.getMappedPort(spec.port)}`,
+        networkIp: container.getIpAddress(spec.network),
         stop: async () => {
           await container.stop({ timeout: 5_000 }); // removes the container and its volumes
           forget();

@@ -230,7 +230,7 @@ export function describeVaultSettings(s: VaultSettings): string {
 }
 
 /** toJSON and util.inspect of the settings show the token and client key redacted (non-enumerable, so spreads stay plain data). */
-function protectToken(s: VaultSettings): VaultSettings {
+export function protectToken(s: VaultSettings): VaultSettings {
   const safe = () => ({
     ...s,
     ...(s.token !== undefined ? { token: "<redacted>" } : {}),

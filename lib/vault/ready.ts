@@ -1,10 +1,10 @@
-import { readFile } from "node:fs/promises";
-import { vaultBinary, type Config, type Flavor } from "../config.ts";
-import { HarnessError, UsageError, errorMessage } from "../errors.ts";
+import { externalVaultSettings, vaultBinary, type Config, type Flavor } from "../config.ts";
+import { HarnessError, errorMessage } from "../errors.ts";
 import { httpJson } from "../http.ts";
-import { registerSecret } from "../redact.ts";
+import { redact } from "../redact.ts";
 import { waitFor, type WaitOptions } from "../wait.ts";
-import { VaultClient } from "./client.ts";
+import type { VaultClient } from "./client.ts";
+import { closeVaultClient, externalVaultClient } from "./external.ts";
 
 export interface VaultHealth {
   initialized?: boolean;
@@ -14,20 +14,33 @@ export interface VaultHealth {
 }
 
 /**
- * A Vault the harness did not start (the existing target) must be reachable, initialized,
- * unsealed, and the token must be valid; each failure is one line naming what to do, exit code 2.
+ * A Vault the harness did not start (the existing target, the audit) must be reachable,
+ * initialized, unsealed, and the token must be valid; each failure is one line naming what to do,
+ * exit code 2.
  *
  * sys/health answers 200 (active), 429 (standby), 472/473 (DR / performance standby),
  * 501 (not initialized) and 503 (sealed); VaultClient returns every status as data, so the
  * body's `initialized` / `sealed` decide, with the status as a fallback for bodies without them.
- * Only the address and the HTTP status are ever printed, never the token.
+ * sys/health is asked in the root namespace (where it lives), lookup-self in the client's own
+ * (VAULT_NAMESPACE), as the CLI does. Only the address, namespace and HTTP status are ever
+ * printed, never the token.
  */
-export async function assertVaultReady(vault: VaultClient, o: { flavor: Flavor }): Promise<VaultHealth> {
+export async function assertVaultReady(
+  vault: VaultClient,
+  o: {
+    flavor: Flavor;
+    /** Where the token came from: a variable name or a file (VaultSettings.tokenFrom); default VAULT_TOKEN. */
+    tokenFrom?: string;
+    /** What the token must be allowed to do, for the message of an invalid one. */
+    may?: string;
+  },
+): Promise<VaultHealth> {
   const address = vault.address;
   const cli = vaultBinary(o.flavor);
-  const health = await vault.read<VaultHealth>("sys/health").catch((err) => {
+  const unreachable = (err: unknown) => {
     throw new HarnessError(`cannot reach Vault at ${address}: ${errorMessage(err)}`, { exitCode: 2, cause: err });
-  });
+  };
+  const health = await vault.withNamespace(undefined).read<VaultHealth>("sys/health").catch(unreachable);
   const body: VaultHealth = health.body && typeof health.body === "object" ? health.body : {};
   const initialized = typeof body.initialized === "boolean" ? body.initialized : health.status !== 501;
   const sealed = typeof body.sealed === "boolean" ? body.sealed : health.status === 503;
@@ -37,38 +50,46 @@ export async function assertVaultReady(vault: VaultClient, o: { flavor: Flavor }
       { exitCode: 2 },
     );
   if (sealed) throw new HarnessError(`Vault at ${address} is sealed: unseal it (${cli} operator unseal) and run again`, { exitCode: 2 });
-  const self = await vault.read("auth/token/lookup-self").catch((err) => {
-    throw new HarnessError(`cannot reach Vault at ${address}: ${errorMessage(err)}`, { exitCode: 2, cause: err });
-  });
-  if (self.status !== 200)
+  const self = await vault.read("auth/token/lookup-self").catch(unreachable);
+  if (self.status !== 200) {
+    const from = o.tokenFrom ?? "VAULT_TOKEN";
+    const token = /^[A-Z_]+$/.test(from) ? from : `the token in ${from}`;
+    const ns = vault.opts.namespace;
+    // Valid at root but not in the namespace: the namespace is wrong (or missing), not the token.
+    if (ns && (await vault.withNamespace(undefined).read("auth/token/lookup-self").catch(unreachable)).status === 200)
+      throw new HarnessError(
+        `${token} is valid at ${address} but not in namespace ${ns} (lookup-self: HTTP ${self.status}${vaultErrors(self)}): check that the namespace exists (${cli} namespace list) and the token may use it`,
+        { exitCode: 2 },
+      );
     throw new HarnessError(
-      `VAULT_TOKEN is not valid for ${address} (lookup-self: HTTP ${self.status}): set it to a token of that Vault allowed to manage auth mounts and policies`,
+      `${token} is not valid for ${address}${ns ? ` in namespace ${ns}` : ""} (lookup-self: HTTP ${self.status}): set it to a token of that Vault ${o.may ?? "allowed to manage auth mounts and policies"}`,
       { exitCode: 2 },
     );
+  }
   return body;
 }
 
+function vaultErrors(res: { body?: unknown }): string {
+  const errors = res.body && typeof res.body === "object" && "errors" in res.body ? (res.body as { errors?: unknown }).errors : undefined;
+  return Array.isArray(errors) && errors.length ? `: ${redact(errors.map(String).join("; "))}` : "";
+}
+
 /**
- * Preflight of the existing target's external Vault (VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT),
- * independent of the cluster: a sealed Vault is reported as such even when Kubernetes is
- * unreachable too. Nothing to check when the variables are missing (the provider says so).
+ * Preflight of the existing target's external Vault (its client conventions: address, token,
+ * CA, client certificate, namespace, proxy), independent of the cluster: a sealed Vault is
+ * reported as such even when Kubernetes is unreachable too. Bad settings (an unreadable
+ * VAULT_CACERT, a client certificate without its key, ...) are one line and exit 2 here; missing
+ * address or token are left to the provider's own message.
  */
-export async function checkExternalVault(config: Pick<Config, "flavor" | "existing">): Promise<void> {
-  const { vaultAddr, vaultToken, vaultCACert } = config.existing;
-  if (!vaultAddr || !vaultToken) return;
-  registerSecret(vaultToken);
-  let caCert: string | undefined;
-  if (vaultCACert) {
-    try {
-      caCert = await readFile(vaultCACert, "utf8");
-    } catch (err) {
-      throw new UsageError(
-        `cannot read VAULT_CACERT ${vaultCACert}: ${errorMessage(err).split("\n")[0]}: point it at the PEM CA of Vault's TLS certificate`,
-        { cause: err },
-      );
-    }
+export async function checkExternalVault(config: Pick<Config, "flavor" | "env" | "home">): Promise<void> {
+  const settings = externalVaultSettings(config);
+  if (settings.addressFrom === "default" || !settings.token) return;
+  const vault = externalVaultClient(settings);
+  try {
+    await assertVaultReady(vault, { flavor: config.flavor, ...(settings.tokenFrom ? { tokenFrom: settings.tokenFrom } : {}) });
+  } finally {
+    await closeVaultClient(vault);
   }
-  await assertVaultReady(new VaultClient({ address: vaultAddr, token: vaultToken, caCert, timeoutMs: 10_000 }), config);
 }
 
 /**

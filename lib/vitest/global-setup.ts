@@ -1,9 +1,9 @@
-import { readFile } from "node:fs/promises";
 import type { TestProject } from "vitest/node";
 import { loadConfig } from "../config.ts";
 import { UsageError } from "../errors.ts";
 import { log, setLogLevel } from "../log.ts";
-import { registerSecret } from "../redact.ts";
+import { describeVaultSettings } from "../vault/env.ts";
+import { vaultSettingsFromTarget } from "../vault/external.ts";
 import type { TargetInfo } from "../lifecycle/info.ts";
 import { readTargetInfo } from "../lifecycle/info.ts";
 
@@ -28,8 +28,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
       "the conformance suites attach to a running target: run them with npm run conformance or npm test (which start one), or set VKC_TARGET_INFO to the file npm run env:up wrote",
     );
   const info: TargetInfo = await readTargetInfo(config.targetInfoFile);
-  // This module graph is vitest's own: its log redacts the root token only if registered here.
-  registerSecret((await readFile(info.vault.tokenFile, "utf8").catch(() => "")).trim() || undefined);
+  // This module graph is vitest's own: its log redacts the root token (and a proxy's credentials)
+  // only if registered here. Reading the run's Vault settings also checks that their files are there.
+  const vault = await vaultSettingsFromTarget(info);
+  log.debug("setup", `Vault: ${describeVaultSettings(vault)}`);
   log.debug("setup", `attached to target ${info.runId} (${config.targetInfoFile})`);
   project.provide("target", info);
   project.provide("fixturesDir", config.fixturesDir);

@@ -1,7 +1,6 @@
 import { execa } from "execa";
 import { HarnessError } from "../errors.ts";
 import type { TargetInfo } from "../lifecycle/info.ts";
-import type { Kube } from "../kube/client.ts";
 
 /**
  * Helpers of the suites whose pods a kubelet really runs (suites/pods.test.ts,
@@ -46,33 +45,10 @@ export async function loadPodImage(info: TargetInfo): Promise<void> {
 }
 
 /**
- * Vault's address as a pod of the cluster reaches it: the in-cluster Service, or the Vault
- * container's address on kind's docker network (pods reach it through the node). undefined when
- * neither is found (the test then logs in from the host with the token the pod read).
+ * Vault's address as a pod of the cluster reaches it, as the target told (TargetInfo's
+ * vault.addressForPods: the in-cluster Service, or the Vault container's address on kind's
+ * network). undefined when it names none (the test then skips with that reason).
  */
-export async function vaultAddressForPods(info: TargetInfo, kube: Kube): Promise<string | undefined> {
-  if (info.target !== "kind") return undefined;
-  if (!info.vault.outsideCluster) {
-    const svcs = await kube.core.listServiceForAllNamespaces({ labelSelector: `app=vkc-vault,vault-k8s-conformance/run=${info.runId}` });
-    const svc = svcs.items[0];
-    const port = svc?.spec?.ports?.[0]?.port ?? 8200;
-    return svc?.metadata ? `http://${svc.metadata.name}.${svc.metadata.namespace}.svc:${port}` : undefined;
-  }
-  const engine = process.env.KIND_EXPERIMENTAL_PROVIDER === "podman" ? "podman" : "docker";
-  const ps = await execa(
-    engine,
-    ["ps", "-q", "--filter", `label=vault-k8s-conformance/run=${info.runId}`, "--filter", `ancestor=${podImage(info)}`],
-    {
-      reject: false,
-      timeout: 20_000,
-    },
-  );
-  const id = `${ps.stdout}`.split("\n")[0]?.trim();
-  if (!id) return undefined;
-  const ip = await execa(engine, ["inspect", "--format", '{{with index .NetworkSettings.Networks "kind"}}{{.IPAddress}}{{end}}', id], {
-    reject: false,
-    timeout: 20_000,
-  });
-  const addr = `${ip.stdout}`.trim();
-  return addr ? `http://${addr}:8200` : undefined;
+export function vaultAddressForPods(info: TargetInfo): string | undefined {
+  return info.vault.addressForPods;
 }

@@ -13,7 +13,8 @@ import { liveProcesses, script } from "./helpers.ts";
 
 // Bad input the harness can see before it starts anything: one line naming the problem and the
 // fix, exit code 2, no stack trace. (Flags: cli.e2e.test.ts; a wrong VAULT_TOKEN, an unreachable
-// Vault, a bad kubeconfig context: existing-target.e2e.test.ts.)
+// Vault, a bad kubeconfig context: existing-target.e2e.test.ts; every command's codes:
+// exit-codes.e2e.test.ts.)
 
 let dir: string;
 beforeAll(async () => {

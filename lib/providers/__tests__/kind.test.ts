@@ -1,5 +1,6 @@
 import { existsSync, statSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { loadAllYaml, loadYaml, type KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../config.ts";
@@ -8,10 +9,14 @@ import { inWorkspace, workspaceOptions } from "../../lifecycle/workspace.ts";
 import { redact } from "../../redact.ts";
 import {
   inClusterVaultManifests,
+  keepInstructions,
   kindArgs,
+  kindPlanText,
+  kitNodeImageFor,
   kindClusterConfig,
   kubeletRefusesCgroupV1,
   loadKindPins,
+  missingCapabilities,
   nodeImageFor,
   parseInternalKubeconfig,
   vaultContainerSpec,
@@ -21,7 +26,9 @@ import {
 import {
   hostIsCgroupV1,
   removeIdleKindNetwork,
+  removeNodeContainers,
   requireImage,
+  requirePrivilegedContainers,
   requireKindTools,
   startKindTarget as startInWorkspace,
   type KindDeps,
@@ -310,6 +317,12 @@ function fakeDeps(
     cgroup?: string;
     /** Containers still on the kind network after the cluster is deleted (default "0"). */
     onNetwork?: string;
+    /** How the privileged probe container fails: runc cannot apply caps, or something else (default: it runs). */
+    privileged?: "caps" | "other";
+    /** Node containers `docker ps` still lists after `kind delete cluster` (ids). */
+    nodesLeft?: string[];
+    /** What `kind export logs` writes as a pod's log (default: nothing exported). */
+    podLog?: () => string;
   } = {},
 ) {
   const calls: string[] = [];
@@ -329,6 +342,22 @@ function fakeDeps(
       if (args[0] === "pull" && o.pull === "times out") throw new KindError(`${cmd} pull timed out`, { command: cmd, failure: "timeout" });
       if (args[0] === "info" && args.at(-1) === "{{.CgroupVersion}}") return o.cgroup ?? "2";
       if (args[0] === "network" && args[1] === "inspect") return o.onNetwork ?? "0";
+      if (args[0] === "run" && o.privileged)
+        throw new KindError(`${cmd} run exited 125`, {
+          command: cmd,
+          failure: "exit",
+          status: 125,
+          details:
+            o.privileged === "caps"
+              ? "docker: Error response from daemon: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: unable to apply caps: operation not permitted: unknown."
+              : 'docker: Error response from daemon: failed to create shim task: OCI runtime create failed: exec: "/bin/true": stat /bin/true: no such file or directory: unknown.',
+        });
+      if (args[0] === "ps" && args[1] === "-aq") return (o.nodesLeft ?? []).join("\n");
+      if (args[0] === "export" && o.podLog) {
+        const pods = join(args[2]!, "node", "pods");
+        await mkdir(pods, { recursive: true });
+        await writeFile(join(pods, "vault.log"), o.podLog());
+      }
       if (args[0] === "create") {
         const kc = args[args.indexOf("--kubeconfig") + 1]!;
         await writeFile(
@@ -342,10 +371,16 @@ function fakeDeps(
     execSync(cmd, args) {
       calls.push(`sync ${cmd} ${args.join(" ")}`);
     },
-    async startContainer(spec) {
+    async startContainer(spec, so) {
       calls.push(`container start ${spec.image} network=${spec.network}`);
+      if (so.keep) calls.push("container kept at exit");
       if (o.failAt === "container") throw new Error("container did not start");
-      return { id: "c0ffee1234567890", address: "http://localhost:49153", stop: async () => void calls.push("container stop") };
+      return {
+        id: "c0ffee1234567890",
+        address: "http://localhost:49153",
+        networkIp: "172.18.0.3",
+        stop: async () => void calls.push("container stop"),
+      };
     },
     async applyObjects(_kc, objs) {
       calls.push(`apply ${objs.map((x) => x.kind).join(",")}`);
@@ -379,12 +414,18 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     // Both images are checked (present here), and the host's cgroup version, before kind create.
     expect(calls[2]).toMatch(/^docker image inspect --format \{\{\.Id\}\} kindest\/node:/);
     expect(calls[3]).toMatch(/^docker image inspect --format \{\{\.Id\}\} hashicorp\/vault:/);
-    expect(calls[4]).toBe("docker info --format {{.CgroupVersion}}");
-    expect(calls[5]).toMatch(
+    // kind's node is a privileged container: a tiny one from the node image first.
+    expect(calls[4]).toMatch(
+      new RegExp(
+        `^docker run --rm --privileged --network none --name ${name}-probe --label vault-k8s-conformance/run=${name} --entrypoint /bin/true kindest/node:`,
+      ),
+    );
+    expect(calls[5]).toBe("docker info --format {{.CgroupVersion}}");
+    expect(calls[6]).toMatch(
       new RegExp(`^kind create cluster --name ${name} --image kindest/node:v[\\d.]+@sha256:[0-9a-f]{64} --config /`),
     );
-    expect(calls[6]).toBe(`kind get kubeconfig --internal --name ${name}`);
-    expect(calls[7]).toMatch(/^container start hashicorp\/vault:\S+ network=kind$/);
+    expect(calls[7]).toBe(`kind get kubeconfig --internal --name ${name}`);
+    expect(calls[8]).toMatch(/^container start hashicorp\/vault:\S+ network=kind$/);
     expect(t.info).toMatchObject({
       target: "kind",
       flavor: "vault",
@@ -394,7 +435,8 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
         caCertForVault: CA,
         context: `kind-${name}`,
       },
-      vault: { address: "http://localhost:49153", version: "1.21.1", outsideCluster: true },
+      // Pods reach the container at its address on kind's network.
+      vault: { address: "http://localhost:49153", version: "1.21.1", outsideCluster: true, addressForPods: "http://172.18.0.3:8200" },
     });
     // Secrets: the token file is 0600 and its content is registered for redaction.
     expect(statSync(t.info.vault.tokenFile).mode & 0o777).toBe(0o600);
@@ -406,6 +448,8 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     expect(calls).toEqual([
       "container stop",
       `kind delete cluster --name ${name} --kubeconfig ${work}/kubeconfig`,
+      // A node container kind's delete did not see (Ctrl-C during create) is removed too.
+      `docker ps -aq --filter label=io.x-k8s.kind.cluster=${name}`,
       // kind leaves its docker network: removed once nothing is attached to it.
       "docker network inspect kind --format {{len .Containers}}",
       "docker network rm kind",
@@ -417,8 +461,8 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     const { deps, calls } = fakeDeps({ failAt: "container" });
     await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(/container did not start/);
     // The cluster's logs are saved first: they say why the target did not come up.
-    expect(calls.at(-4)).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
-    expect(calls.at(-3)).toMatch(/^kind delete cluster --name vkc-/);
+    expect(calls.at(-5)).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
+    expect(calls.at(-4)).toMatch(/^kind delete cluster --name vkc-/);
     expect(calls.slice(-2)).toEqual(["docker network inspect kind --format {{len .Containers}}", "docker network rm kind"]);
   });
 
@@ -426,7 +470,7 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     const { deps, calls } = fakeDeps({ failAt: "kind create" });
     await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(/kind create failed/);
     expect(calls.some((c) => c.startsWith("kind export logs"))).toBe(false);
-    expect(calls.at(-3)).toMatch(/^kind delete cluster/);
+    expect(calls.at(-4)).toMatch(/^kind delete cluster/);
     expect(calls.at(-1)).toBe("docker network rm kind");
   });
 
@@ -441,6 +485,8 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     expect(t.info.vault.address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(t.info.kube.hostForVault).toBe("https://kubernetes.default.svc");
     expect(t.info.vault.outsideCluster).toBe(false);
+    // Pods reach it through its Service's DNS name.
+    expect(t.info.vault.addressForPods).toBe(`http://vault.vkc-vault-${t.info.runId.slice(-6)}.svc:8200`);
     const cfg = loadAllYaml(await readFile(t.info.kube.kubeconfigPath.replace(/kubeconfig$/, "kind-config.yaml"), "utf8"))[0] as Record<
       string,
       any
@@ -453,6 +499,8 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     const { deps, calls } = fakeDeps();
     const t = await startKindTarget(kindConfig({ VKC_KEEP: "1" }), deps);
     const work = t.info.kube.kubeconfigPath.replace(/\/kubeconfig$/, "");
+    // No last-resort `docker rm` of the container when the process exits.
+    expect(calls).toContain("container kept at exit");
     calls.length = 0;
     await t.stop();
     expect(calls).toEqual([]);
@@ -460,12 +508,124 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     await import("node:fs/promises").then((fs) => fs.rm(work, { recursive: true, force: true }));
   });
 
-  it("after a failed run, kind export logs goes into the diagnostics bundle", async () => {
-    const { deps, calls } = fakeDeps();
+  it("after a failed run, kind export logs goes into the diagnostics bundle, the run's secrets redacted", async () => {
+    let token = "";
+    const { deps, calls } = fakeDeps({ podLog: () => `Root Token: ${token}\nUnseal Key: abc=\n` });
     const t = await startKindTarget(kindConfig(), deps);
+    token = (await readFile(t.info.vault.tokenFile, "utf8")).trim();
     await t.onFailure!();
-    expect(calls.at(-1)).toBe(`kind export logs ${t.info.artifactsDir}/diagnostics/kind-logs --name ${t.info.runId}`);
+    const dir = `${t.info.artifactsDir}/diagnostics/kind-logs`;
+    expect(calls.at(-1)).toBe(`kind export logs ${dir} --name ${t.info.runId}`);
+    expect(await readFile(join(dir, "node", "pods", "vault.log"), "utf8")).toBe("Root Token: [REDACTED]\nUnseal Key: [REDACTED]\n");
     await t.stop();
+  });
+});
+
+describe("the kit's images (npm run kit, no registry)", () => {
+  const pins: KindPins = {
+    ...PINS,
+    kitImages: { nodeImages: { "1.34": "vkc/kind-node:v1.34.3" }, vaultImages: { vault: "vkc/vault:1.21.1" } },
+  };
+  it("the kit's node image of a minor, of the exact patch, or the newest without a version", () => {
+    expect(kitNodeImageFor(undefined, pins)).toBe("vkc/kind-node:v1.34.3");
+    expect(kitNodeImageFor("1.34", pins)).toBe("vkc/kind-node:v1.34.3");
+    expect(kitNodeImageFor("v1.34.3", pins)).toBe("vkc/kind-node:v1.34.3");
+    expect(kitNodeImageFor("1.34.2", pins)).toBeUndefined();
+    expect(kitNodeImageFor("1.35", pins)).toBeUndefined();
+    expect(kitNodeImageFor(undefined, PINS)).toBeUndefined();
+  });
+  it("the project's kit pins name the node image and both flavors' images the kit builds", () => {
+    expect(loadKindPins().kitImages).toEqual({
+      nodeImages: { "1.36": "vkc/kind-node:v1.36.3" },
+      vaultImages: { vault: "vkc/vault:1.21.1", openbao: "vkc/openbao:2.7.2" },
+    });
+  });
+  it("used when the engine lacks the pinned images and has the kit's; named images are never replaced", async () => {
+    const pinned = nodeImageFor({}).image;
+    const { deps, calls } = fakeDeps({ absent: [pinned, vaultImageFor("openbao", undefined)] });
+    const t = await startKindTarget(kindConfig({ VKC_FLAVOR: "openbao" }), deps);
+    expect(t.info.versions).toMatchObject({ nodeImage: "vkc/kind-node:v1.36.3", vaultImage: "vkc/openbao:2.7.2" });
+    expect(calls.find((c) => c.startsWith("kind create"))).toContain("--image vkc/kind-node:v1.36.3 ");
+    expect(calls.some((c) => c.startsWith("docker pull"))).toBe(false);
+    await t.stop();
+    // Present pinned images win; an image the user names is used as named (pulled when absent).
+    const named = fakeDeps({ absent: ["kindest/node:v1.36.9"] });
+    const n = await startKindTarget(kindConfig({ VKC_NODE_IMAGE: "kindest/node:v1.36.9" }), named.deps);
+    expect(n.info.versions.nodeImage).toBe("kindest/node:v1.36.9");
+    expect(named.calls).toContain("docker pull kindest/node:v1.36.9");
+    await n.stop();
+    const both = fakeDeps();
+    const b = await startKindTarget(kindConfig(), both.deps);
+    expect(b.info.versions.nodeImage).toBe(pinned);
+    await b.stop();
+  });
+  it("the dry run's plan says so", () => {
+    expect(kindPlanText(kindConfig({ VKC_KUBE_VERSION: "1.36" }), "vkc-1")).toContain(
+      "  images: the kit's (npm run kit) instead when the engine has them and not the pinned ones: vkc/kind-node:v1.36.3, vkc/vault:1.21.1",
+    );
+    expect(kindPlanText(kindConfig({ VKC_KUBE_VERSION: "1.35", VKC_VAULT_IMAGE: "x/vault:1" }), "vkc-1")).not.toContain("images:");
+  });
+});
+
+describe("--keep: how to reach and remove what was kept", () => {
+  it("one removal command with the run's kind CLI (container first, its volumes too), and kind's network on a line of its own", () => {
+    const lines = keepInstructions({
+      clusterName: "vkc-1",
+      kubeconfig: "/tmp/vkc-1-x/kubeconfig",
+      containerId: "c0ffee1234567890",
+      workDir: "/tmp/vkc-1-x",
+      vaultAddress: "http://localhost:49153",
+      tokenFile: "/tmp/vkc-1-x/vault-token",
+      kind: "/home/me/.cache/vault k8s/kind",
+    });
+    expect(lines).toEqual([
+      "kept kind cluster vkc-1 and its Vault at http://localhost:49153",
+      '  use them:   export KUBECONFIG=/tmp/vkc-1-x/kubeconfig VAULT_ADDR=http://localhost:49153 VAULT_TOKEN="$(cat /tmp/vkc-1-x/vault-token)"',
+      "  remove it:  docker rm -f -v c0ffee123456 && '/home/me/.cache/vault k8s/kind' delete cluster --name vkc-1 --kubeconfig /tmp/vkc-1-x/kubeconfig && rm -rf /tmp/vkc-1-x",
+      "  then kind's network, unless another kind cluster uses it:  docker network rm kind",
+    ]);
+  });
+});
+
+describe("an engine that refuses privileged containers", () => {
+  it("names the capabilities a bounding set lacks (CapBnd 0x3ffeffffff: CAP_SYS_RESOURCE)", () => {
+    expect(missingCapabilities("000001ffffffffff", 40)).toEqual([]);
+    expect(missingCapabilities("0000003ffeffffff", 40)).toEqual(["CAP_SYS_RESOURCE", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]);
+    expect(missingCapabilities("3ffeffffff", 37)).toEqual(["CAP_SYS_RESOURCE"]);
+    expect(missingCapabilities("zz")).toEqual([]);
+  });
+  it("runc cannot apply caps: one line naming the capability and the runc wrapper (UsageError, exit 2); the probe is removed", async () => {
+    const { deps, calls } = fakeDeps({ privileged: "caps" });
+    const err = await requirePrivilegedContainers(deps, "docker", "vkc/kind-node:v1.36.3", {
+      name: "vkc-1-probe",
+      runId: "vkc-1",
+      withheld: () => ["CAP_SYS_RESOURCE"],
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).exitCode).toBe(2);
+    expect((err as Error).message).toBe(
+      "docker refuses privileged containers, which kind's nodes are (docker run --privileged: unable to apply caps: operation not permitted): " +
+        "this host withholds CAP_SYS_RESOURCE; install the runc wrapper that drops it with kit/docker/install-engine.sh (kit/README.md), or use --target local",
+    );
+    expect(calls.at(-1)).toBe("docker rm -f -v vkc-1-probe");
+  });
+  it("the run stops there, before any cluster exists", async () => {
+    const { deps, calls } = fakeDeps({ privileged: "caps" });
+    await expect(startKindTarget(kindConfig(), deps)).rejects.toThrow(
+      /^docker refuses privileged containers, .*: (this host withholds CAP_\w+(, CAP_\w+)*|the host withholds a capability); install the runc wrapper/,
+    );
+    expect(calls.filter((c) => c.startsWith("kind "))).toEqual(["kind version"]);
+  });
+  it("a probe that fails for another reason only warns: kind gets its chance", async () => {
+    const { deps, calls } = fakeDeps({ privileged: "other" });
+    const t = await startKindTarget(kindConfig(), deps);
+    expect(calls.some((c) => c.startsWith("kind create cluster"))).toBe(true);
+    await t.stop();
+  });
+  it("a node container left after kind delete (Ctrl-C during create) is removed with its volumes", async () => {
+    const { deps, calls } = fakeDeps({ nodesLeft: ["abc123"] });
+    await removeNodeContainers(deps, "docker", "vkc-1");
+    expect(calls).toEqual(["docker ps -aq --filter label=io.x-k8s.kind.cluster=vkc-1", "docker rm -f -v abc123"]);
   });
 });
 
