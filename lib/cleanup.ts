@@ -87,10 +87,18 @@ export function onShutdown(hook: () => Promise<void>, o: { first?: boolean } = {
       process.exit = ((c?: number | string | null) => {
         log.debug("", `exit(${c ?? ""}) while tearing down after ${signal}: deferred`);
       }) as typeof process.exit;
-      const bounded = new Promise<void>((r) => setTimeout(r, FIRST_HOOKS_BUDGET_MS).unref());
+      // The process must live until our exit: a hook may await a promise no handle backs (vitest's
+      // pool, cancelled while a Ctrl-C to the process group killed its workers), and a drained
+      // event loop would end the process with the runner's exit code (1) instead of 130/143.
+      process.exitCode = code;
+      const alive = setInterval(() => undefined, 1_000);
+      const bounded = new Promise<void>((r) => setTimeout(r, FIRST_HOOKS_BUDGET_MS));
       void Promise.race([Promise.allSettled([...registry.firstHooks].map((h) => h())), bounded])
         .then(() => Promise.allSettled([...registry.hooks].reverse().map((h) => h())))
-        .finally(() => exit(code));
+        .finally(() => {
+          clearInterval(alive);
+          exit(code);
+        });
     };
     registry.handler = handler;
     process.on("SIGINT", handler);

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { createWriteStream, existsSync, readFileSync } from "node:fs";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
 import { execa } from "execa";
@@ -77,12 +78,14 @@ export const kindProvider: TargetProvider = {
     return 0;
   },
   async start(config, ws) {
-    return startKindTarget(config, ws, await kindDeps(config));
+    // kind's own temp files (kind load's image tars) in the run's work dir: a Ctrl-C that stops kind
+    // half-way leaves them there, and the work dir goes with the teardown.
+    return startKindTarget(config, ws, await kindDeps(config, ws.workDir));
   },
 };
 
 /** The kind CLI the node image was built for: KIND_BIN, the cache, PATH, or installed with Go into the cache. */
-async function kindDeps(config: Config): Promise<KindDeps> {
+async function kindDeps(config: Config, tmp?: string): Promise<KindDeps> {
   // No Docker: say so before spending a minute installing kind.
   await requireContainerEngine(defaultKindDeps("kind", childEnv(config)), config.containerEngine);
   const cli = await kindCliFor(config, { install: !config.noBuild });
@@ -90,7 +93,7 @@ async function kindDeps(config: Config): Promise<KindDeps> {
     if (err instanceof HarnessError) throw err;
     throw new HarnessError(`cannot install kind ${cli.version}: ${(err as Error).message}`, { exitCode: 2, cause: err });
   });
-  return defaultKindDeps(kind?.path ?? "kind", childEnv(config));
+  return defaultKindDeps(kind?.path ?? "kind", { ...childEnv(config), ...(tmp ? { TMPDIR: tmp } : {}) });
 }
 
 const INSTALL_KIND = "https://kind.sigs.k8s.io/docs/user/quick-start/#installation";
@@ -667,6 +670,10 @@ export function defaultKindDeps(kind: string, env: Record<string, string>): Kind
         });
       }
       await disableReaperWithoutImage(env);
+      // testcontainers takes a lock on an empty file in TMPDIR while it looks for its reaper, and
+      // leaves the file: removed below when this run made it and nobody holds the lock now.
+      const lockFile = join(tmpdir(), "testcontainers-node.lock");
+      const ourLockFile = !existsSync(lockFile);
       let container: Awaited<ReturnType<InstanceType<typeof tc.GenericContainer>["start"]>>;
       try {
         container = await new tc.GenericContainer(spec.image)
@@ -683,6 +690,8 @@ export function defaultKindDeps(kind: string, env: Record<string, string>): Kind
         throw new HarnessError(`${spec.flavor} container ${spec.image} did not start: ${redact(errorMessage(err).split("\n")[0] ?? "")}`, {
           cause: err,
         });
+      } finally {
+        if (ourLockFile && !existsSync(`${lockFile}.lock`)) await rm(lockFile, { force: true }).catch(() => undefined);
       }
       // Last resort when the process dies before teardown (and no reaper runs): remove it on exit,
       // unless it is kept (--keep).

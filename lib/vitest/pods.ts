@@ -1,3 +1,5 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { HarnessError } from "../errors.ts";
 import type { TargetInfo } from "../lifecycle/info.ts";
@@ -36,7 +38,14 @@ export async function loadPodImage(info: TargetInfo): Promise<void> {
   const cluster = info.kube.context?.replace(KIND_CONTEXT, "");
   if (!cluster) throw new HarnessError("the kind target info names no context: cannot tell the cluster to load the pod image into");
   const kind = process.env.KIND_BIN || "kind";
-  const res = await execa(kind, ["load", "docker-image", podImage(info), "--name", cluster], { reject: false, timeout: 300_000 });
+  // kind's image tar goes to a temp dir in the run's work dir (next to its kubeconfig), which the
+  // run's teardown removes even when a Ctrl-C stops this worker before the finally below.
+  const tmp = await mkdtemp(join(dirname(info.kube.kubeconfigPath), "kind-load-"));
+  const res = await execa(kind, ["load", "docker-image", podImage(info), "--name", cluster], {
+    reject: false,
+    timeout: 300_000,
+    env: { TMPDIR: tmp },
+  }).finally(() => rm(tmp, { recursive: true, force: true }));
   if (res.exitCode !== 0) {
     throw new HarnessError(`${kind} load docker-image ${podImage(info)} --name ${cluster} failed (exit ${res.exitCode})`, {
       details: `${res.stderr}`.trim(),
