@@ -22,10 +22,14 @@ WORKDIR /src
 # Install scripts stay off, as package.json's allowScripts says (esbuild, ssh2, cpu-features and
 # protobufjs have pure-JavaScript fallbacks).
 ENV npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
-COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts
+# vkc-build-ca.pem, when the context has it: extra CA certificates for npm behind a proxy that
+# intercepts TLS (the build script puts the host's NODE_EXTRA_CA_CERTS there). This stage only.
+COPY package.json package-lock.json vkc-build-ca.pe[m] ./
+RUN if [ -s vkc-build-ca.pem ]; then export NODE_EXTRA_CA_CERTS=$PWD/vkc-build-ca.pem; fi \
+ && npm ci --ignore-scripts
 COPY . .
-RUN npm pack --pack-destination /tmp/pack \
+RUN if [ -s vkc-build-ca.pem ]; then export NODE_EXTRA_CA_CERTS=$PWD/vkc-build-ca.pem; fi \
+ && mkdir -p /tmp/pack && npm pack --pack-destination /tmp/pack \
  && npm install --global --prefix /opt/vkc --omit=dev --ignore-scripts --prefer-offline /tmp/pack/vault-k8s-conformance-*.tgz \
  && test -x /opt/vkc/lib/node_modules/vault-k8s-conformance/dist/lib/main.js
 

@@ -99,6 +99,9 @@ export async function runVitest(
       // whatever the user's working directory is.
       root: CODE_ROOT,
       config: join(CODE_ROOT, `vitest.config.${COMPILED ? "js" : "ts"}`),
+      // The installed package's config is JavaScript: imported as it is, not bundled into
+      // node_modules/.vite-temp (a Job's read-only root filesystem has no room for that).
+      ...(COMPILED ? { configLoader: "native" as const } : {}),
       run: true,
       watch: false,
       project: projects,

@@ -92,6 +92,10 @@ mkdir -p "$ctx"
   Dockerfile .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json vitest.config.ts \
   README.md LICENSE BENCHMARKS.md lib scripts suites fixtures schemas) | tar -C "$ctx" -xf - ||
   fail "cannot copy the build context from $root"
+# npm in the build trusts what npm here trusts: the host's extra CA certificates (a proxy that
+# intercepts TLS), public certificates only, in the package stage only.
+extra_ca=${NODE_EXTRA_CA_CERTS:-$(npm config get cafile 2>/dev/null || true)}
+case "$extra_ca" in "" | null | undefined) ;; *) [ -r "$extra_ca" ] && cp "$extra_ca" "$ctx/vkc-build-ca.pem" ;; esac
 ctx_sha=$(cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)
 key=$(printf '%s %s v1' "$ctx_sha" "$node_id" | sha256sum | cut -c1-16)
 image=$repo:$version
