@@ -10,13 +10,16 @@
 #      restarts dockerd and probes again;
 #   4. prints one line on success; on failure one line on stderr and a non-zero exit.
 #
-# Environment: VKC_DOCKERD_LOG (default /tmp/vkc-dockerd.log),
+# Environment: VKC_DOCKERD_LOG (default <cache>/kit/logs/dockerd.log; its apt and probe logs go
+#              beside it, never to /tmp),
 #              VKC_WRAPPER_DEST (default /usr/local/lib/vkc/runc-wrapper).
 # Needs root.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-log=${VKC_DOCKERD_LOG:-/tmp/vkc-dockerd.log}
+logs=${VKC_CACHE_DIR:-$HOME/.cache/vault-k8s-conformance}/kit/logs
+mkdir -p "$logs"
+log=${VKC_DOCKERD_LOG:-$logs/dockerd.log}
 wrapper_dest=${VKC_WRAPPER_DEST:-/usr/local/lib/vkc/runc-wrapper}
 daemon_json=/etc/docker/daemon.json
 probe_image=vkc/probe:tini
@@ -36,8 +39,8 @@ command -v jq >/dev/null 2>&1 || need="$need jq"
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 if [ -n "$need" ]; then
   command -v apt-get >/dev/null 2>&1 || fail "missing$need and no apt-get: install them by hand"
-  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need; } >/tmp/vkc-apt.log 2>&1 ||
-    fail "apt-get install$need failed (see /tmp/vkc-apt.log)"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need; } >"$logs/apt.log" 2>&1 ||
+    fail "apt-get install$need failed (see $logs/apt.log)"
 fi
 command -v docker >/dev/null 2>&1 || fail "no docker CLI on PATH after installing docker.io"
 
@@ -51,7 +54,8 @@ wait_engine() { # seconds
 
 start_dockerd() {
   # setsid: dockerd outlives this script and its terminal.
-  setsid dockerd >>"$log" 2>&1 </dev/null &
+  # Without our open descriptors (a lock a caller holds around this script must not live on in dockerd).
+  setsid dockerd >>"$log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   wait_engine 60 || fail "dockerd did not answer within 60s (log: $log: $(tail -n 1 "$log" 2>/dev/null))"
 }
 
@@ -88,13 +92,13 @@ ensure_probe() {
 }
 
 probe_privileged() { # prints the error's last line on failure
-  docker run --rm --privileged --network none "$probe_image" --version >/dev/null 2>/tmp/vkc-probe.err
+  docker run --rm --privileged --network none "$probe_image" --version >/dev/null 2>"$logs/probe.err"
 }
 
 ensure_probe
 if ! probe_privileged; then
-  grep -q "unable to apply caps" /tmp/vkc-probe.err ||
-    fail "docker run --privileged failed: $(grep -v '^$' /tmp/vkc-probe.err | head -n 1)"
+  grep -q "unable to apply caps" "$logs/probe.err" ||
+    fail "docker run --privileged failed: $(grep -v '^$' "$logs/probe.err" | head -n 1)"
   missing=$(sed -n 's/^CapBnd:[[:space:]]*//p' /proc/self/status)
   # Install the wrapper where dockerd finds it, independent of this checkout.
   mkdir -p "$(dirname "$wrapper_dest")"
@@ -112,7 +116,7 @@ if ! probe_privileged; then
   stop_dockerd
   start_dockerd
   probe_privileged ||
-    fail "privileged containers still fail with the runc wrapper (CapBnd $missing): $(grep -v '^$' /tmp/vkc-probe.err | head -n 1)"
+    fail "privileged containers still fail with the runc wrapper (CapBnd $missing): $(grep -v '^$' "$logs/probe.err" | head -n 1)"
   how="privileged via $runtime_name (drops capabilities missing from CapBnd $missing)"
 else
   how="privileged containers run (default runtime $(docker info --format '{{.DefaultRuntime}}'))"

@@ -75,8 +75,8 @@ else
   cp "$here/node/Dockerfile" "$work/node/Dockerfile"
   if ! nice -n 19 docker build -q --force-rm --build-arg "BASE=$base" --build-arg "NODE_VERSION=$node_version" \
     --build-arg "BUILD_KEY=$node_key" -t "$node_image" -t "$node_image-$node_key" "$work/node" >"$work/node-build.log" 2>&1; then
-    cp "$work/node-build.log" /tmp/vkc-build-node.log
-    fail "docker build of $node_image failed: $(grep -v '^$' "$work/node-build.log" | tail -n 1) (log: /tmp/vkc-build-node.log)"
+    mkdir -p "$cache/kit/logs" && cp "$work/node-build.log" "$cache/kit/logs/build-node.log"
+    fail "docker build of $node_image failed: $(grep -v '^$' "$work/node-build.log" | tail -n 1) (log: $cache/kit/logs/build-node.log)"
   fi
   say "$node_image: built in $(( $(date +%s) - t0 ))s ($node_image-$node_key; node $node_version, npm $npm_version)"
 fi
@@ -108,8 +108,8 @@ fi
 s=$(date +%s)
 if ! nice -n 19 docker build --force-rm --network host --build-arg "BASE=$node_image" --build-arg "BUILD_KEY=$key" \
   -t "$image" -t "$image-$key" "$ctx" >"$work/harness-build.log" 2>&1; then
-  cp "$work/harness-build.log" /tmp/vkc-build-harness.log
-  fail "docker build of $image failed: $(grep -v '^$' "$work/harness-build.log" | tail -n 1) (log: /tmp/vkc-build-harness.log)"
+  mkdir -p "$cache/kit/logs" && cp "$work/harness-build.log" "$cache/kit/logs/build-harness.log"
+  fail "docker build of $image failed: $(grep -v '^$' "$work/harness-build.log" | tail -n 1) (log: $cache/kit/logs/build-harness.log)"
 fi
 # The intermediate stage's image (sources, dev dependencies) is not kept; the final image is.
 docker image prune -f --filter "label=vkc.build.stage=package" >/dev/null 2>&1 || true

@@ -76,8 +76,8 @@ for target in "$@"; do
     --build-arg "BASE=$base" --build-arg "BIN=$bin" --build-arg "USER_NAME=$user" --build-arg "DATA_DIR=$dir" \
     --build-arg "VERSION=$version" --build-arg "BINARY_SHA256=$bin_sha" --build-arg "BUILD_KEY=$key" \
     -t "$image" -t "$image-$key" "$ctx" >"$ctx/build.log" 2>&1; then
-    cp "$ctx/build.log" "/tmp/vkc-build-$flavor-$version.log"
-    fail "docker build of $image failed: $(grep -v '^$' "$ctx/build.log" | tail -n 1) (log: /tmp/vkc-build-$flavor-$version.log)"
+    mkdir -p "$cache/kit/logs" && cp "$ctx/build.log" "$cache/kit/logs/build-$flavor-$version.log"
+    fail "docker build of $image failed: $(grep -v '^$' "$ctx/build.log" | tail -n 1) (log: $cache/kit/logs/build-$flavor-$version.log)"
   fi
   rm -rf "$ctx"
   trap - EXIT INT TERM
