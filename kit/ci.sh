@@ -64,6 +64,14 @@ before=$(leftovers)
 [ -z "$before" ] || { echo "kind-ci: the engine is not clean before the runs: $(echo "$before" | tr '\n' ';')" >&2; exit 1; }
 
 status=0
+# Fails the phase (status 1) when anything is left after the step named in $1.
+check_left() {
+  left=$(leftovers)
+  if [ -n "$left" ]; then
+    echo "kind-ci: left behind after $1: $(echo "$left" | tr '\n' ';')" >&2
+    status=1
+  fi
+}
 for run in $runs; do
   flavor=${run%%:*} mode=${run#*:}
   case "$flavor" in
@@ -79,11 +87,7 @@ for run in $runs; do
     status=1
     say "kind $flavor --vault $mode FAILED after $(( $(date +%s) - s ))s"
   fi
-  left=$(leftovers)
-  if [ -n "$left" ]; then
-    echo "kind-ci: left behind after kind $flavor --vault $mode: $(echo "$left" | tr '\n' ';')" >&2
-    status=1
-  fi
+  check_left "kind $flavor --vault $mode"
 done
 s=$(date +%s)
 if npx vitest run --project kind; then
@@ -92,10 +96,6 @@ else
   status=1
   say "kind lifecycle tests FAILED after $(( $(date +%s) - s ))s"
 fi
-left=$(leftovers)
-if [ -n "$left" ]; then
-  echo "kind-ci: left behind after the kind lifecycle tests: $(echo "$left" | tr '\n' ';')" >&2
-  status=1
-fi
+check_left "the kind lifecycle tests"
 say "kind phase done (status $status)"
 exit $status

@@ -9,7 +9,7 @@ import { freePort } from "../../lib/ports.ts";
 import { StartedProcess } from "../../lib/process.ts";
 import { provisionVault } from "../../lib/lifecycle/start.ts";
 import { waitFor } from "../../lib/wait.ts";
-import { liveProcesses, script } from "./helpers.ts";
+import { liveProcesses, script, writeUnreachableKubeconfig } from "./helpers.ts";
 
 // Bad input the harness can see before it starts anything: one line naming the problem and the
 // fix, exit code 2, no stack trace. (Flags: cli.e2e.test.ts; a wrong VAULT_TOKEN, an unreachable
@@ -73,19 +73,7 @@ describe("a Vault that is not ready, on the existing target (checked before the 
     });
     // A kubeconfig whose cluster is not there: Vault's state is reported without it.
     kubeconfig = join(dir, "kubeconfig");
-    await writeFile(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        'clusters: [{ name: none, cluster: { server: "https://127.0.0.1:1" } }]',
-        "users: [{ name: none, user: { token: not-used } }]",
-        "contexts: [{ name: none, context: { cluster: none, user: none } }]",
-        "current-context: none",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
+    writeUnreachableKubeconfig(kubeconfig);
   });
   afterAll(async () => {
     await vault?.stop();

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { PACKAGE_ROOT } from "../../lib/config.ts";
+import { writeUnreachableKubeconfig } from "./helpers.ts";
 
 // The exit-code contract of every command (README "Exit codes", lib/errors.ts EXIT): 0 success,
 // 1 the command's negative verdict, 2 bad input, 3 no verdict (the target or an infrastructure
@@ -315,19 +316,7 @@ describe("3: the target could not start (not a case, not bad input)", () => {
 describe("2: bad input, which includes an address of yours that does not answer", () => {
   it("audit with a Vault that does not answer: one line, exit 2, before any cluster call", () => {
     const kubeconfig = join(dir, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        'clusters: [{ name: none, cluster: { server: "https://127.0.0.1:1" } }]',
-        "users: [{ name: none, user: { token: not-used } }]",
-        "contexts: [{ name: none, context: { cluster: none, user: none } }]",
-        "current-context: none",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
+    writeUnreachableKubeconfig(kubeconfig);
     const r = cli(["audit", "--reports", join(dir, "audit-reports")], {
       KUBECONFIG: kubeconfig,
       VAULT_ADDR: "http://127.0.0.1:1",

@@ -98,3 +98,21 @@ export function fixturesWithCase(dir: string, file: string, yaml: string[]): str
   writeFileSync(join(fixtures, "cases", file), yaml.join("\n") + "\n");
   return fixtures;
 }
+
+/** A 0600 kubeconfig whose cluster does not answer (https://127.0.0.1:1): for runs that must fail before any cluster call. */
+export function writeUnreachableKubeconfig(path: string): string {
+  writeFileSync(
+    path,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      'clusters: [{ name: none, cluster: { server: "https://127.0.0.1:1" } }]',
+      "users: [{ name: none, user: { token: not-used } }]",
+      "contexts: [{ name: none, context: { cluster: none, user: none } }]",
+      "current-context: none",
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+  return path;
+}
