@@ -34,7 +34,11 @@ const COMMANDS: Record<string, Command> = {
   "env down": { script: "env-down", npm: "env:down", summary: "stop the target env up started" },
   setup: { script: "setup", npm: "setup", summary: "provision the binaries (vault/bao, etcd, kube-apiserver...) into the cache" },
   bench: { script: "bench", npm: "bench", summary: "measure run times (cold and warm runs, logins)" },
-  "gh-report": { script: "gh-report", npm: "gh:report", summary: "for GitHub Actions: annotations, step outputs and summary of a results.json" },
+  "gh-report": {
+    script: "gh-report",
+    npm: "gh:report",
+    summary: "for GitHub Actions: annotations, step outputs and summary of a results.json",
+  },
 };
 
 function version(): string {
