@@ -17,7 +17,8 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-logs=${VKC_CACHE_DIR:-$HOME/.cache/vault-k8s-conformance}/kit/logs
+. "$(cd "$(dirname "$0")/.." && pwd)/cache.sh"
+logs=$VKC_CACHE_DIR/kit/logs
 mkdir -p "$logs"
 log=${VKC_DOCKERD_LOG:-$logs/dockerd.log}
 wrapper_dest=${VKC_WRAPPER_DEST:-/usr/local/lib/vkc/runc-wrapper}

@@ -16,7 +16,8 @@ suite=${VKC_BASE_SUITE:-bookworm}
 mirror=${VKC_BASE_MIRROR:-http://deb.debian.org/debian}
 include=${VKC_BASE_INCLUDE:-ca-certificates}
 image=${VKC_BASE_IMAGE:-vkc/debian:$suite}
-cache=${VKC_KIT_CACHE:-$HOME/.cache/vault-k8s-conformance/kit}
+. "$(cd "$(dirname "$0")/.." && pwd)/cache.sh"
+cache=$VKC_KIT_CACHE
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 
 fail() { echo "build-base-image: $*" >&2; exit 1; }

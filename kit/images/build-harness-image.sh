@@ -21,7 +21,8 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-cache=${VKC_CACHE_DIR:-$HOME/.cache/vault-k8s-conformance}
+. "$(cd "$(dirname "$0")/.." && pwd)/cache.sh"
+cache=$VKC_CACHE_DIR
 repo=${VKC_HARNESS_IMAGE:-vkc/vault-k8s-conformance}
 export DOCKER_BUILDKIT=0 # Docker 20.10's builder; BuildKit needs buildx, which this CLI may lack
 
@@ -113,5 +114,9 @@ if ! nice -n 19 docker build --force-rm --network host --build-arg "BASE=$node_i
 fi
 # The intermediate stage's image (sources, dev dependencies) is not kept; the final image is.
 docker image prune -f --filter "label=vkc.build.stage=package" >/dev/null 2>&1 || true
+# Builds of this version from other sources (every change of the code is a new key) are no longer
+# the cache: only the newest is kept, so repeated runs do not pile up images.
+docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | grep -x "$repo:$version-[0-9a-f]\{16\}" |
+  grep -vx "$image-$key" | xargs -r docker rmi >/dev/null 2>&1 || true
 say "$image: built in $(( $(date +%s) - s ))s ($image-$key, FROM $node_image)"
 echo "$image"

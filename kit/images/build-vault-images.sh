@@ -15,7 +15,8 @@
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${VKC_CACHE_DIR:-$HOME/.cache/vault-k8s-conformance}
+. "$(cd "$(dirname "$0")/.." && pwd)/cache.sh"
+cache=$VKC_CACHE_DIR
 ctx_src=$here/vault
 export DOCKER_BUILDKIT=0 # Docker 20.10's builder; BuildKit needs buildx, which this CLI may lack
 

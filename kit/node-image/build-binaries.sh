@@ -29,8 +29,8 @@ CRICTL_VERSION=${CRICTL_VERSION:-v1.36.0}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.14.2}
 ETCD_VERSION=${ETCD_VERSION:-3.6.8}
 PAUSE_VERSION=${PAUSE_VERSION:-3.10.2}
-VKC_CACHE_DIR=${VKC_CACHE_DIR:-$HOME/.cache/vault-k8s-conformance}
-OUT=${VKC_KIT_BIN:-$VKC_CACHE_DIR/kit/bin}
+. "$(cd "$(dirname "$0")/.." && pwd)/cache.sh"
+OUT=${VKC_KIT_BIN:-$VKC_KIT_CACHE/bin}
 
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 export GOFLAGS="${GOFLAGS:-} -mod=mod -p=${VKC_GO_PARALLEL:-1}"

@@ -12,7 +12,8 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 KUBE_VERSION=${KUBE_VERSION:-1.36.3}
-kit=${VKC_KIT_CACHE:-$HOME/.cache/vault-k8s-conformance/kit}
+. "$(cd "$(dirname "$0")/.." && pwd)/cache.sh"
+kit=$VKC_KIT_CACHE
 bins=${VKC_KIT_BIN:-$kit/bin}
 export DOCKER_BUILDKIT=0
 

@@ -20,7 +20,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 export KUBE_VERSION=${KUBE_VERSION:-1.36.3}
 KIND_VERSION=${KIND_VERSION:-v0.33.0}
-kit=${VKC_KIT_CACHE:-$HOME/.cache/vault-k8s-conformance/kit}
+. "$(cd "$(dirname "$0")/.." && pwd)/cache.sh"
+kit=$VKC_KIT_CACHE
 bins=${VKC_KIT_BIN:-$kit/bin}
 image=${VKC_NODE_IMAGE:-vkc/kind-node:v$KUBE_VERSION}
 

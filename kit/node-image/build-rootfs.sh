@@ -13,7 +13,8 @@ set -eu
 
 suite=${VKC_NODE_SUITE:-bookworm}
 mirror=${VKC_BASE_MIRROR:-http://deb.debian.org/debian}
-cache=${VKC_KIT_CACHE:-$HOME/.cache/vault-k8s-conformance/kit}/node
+. "$(cd "$(dirname "$0")/.." && pwd)/cache.sh"
+cache=$VKC_KIT_CACHE/node
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 # kind v0.33.0 installs: systemd conntrack iptables nftables iproute2 ethtool util-linux mount kmod
 # libseccomp2 pigz fuse-overlayfs nfs-common open-iscsi e2fsprogs bash ca-certificates curl jq procps.

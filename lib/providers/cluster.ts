@@ -1,4 +1,5 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import { AppsV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { waitFor } from "../wait.ts";
 import type { Config } from "../config.ts";
 import { rawGet } from "../kube/client.ts";
 import { checkExecPlugin, loadKubeconfig, type LoadedKubeconfig } from "../kube/kubeconfig.ts";
@@ -46,4 +47,27 @@ export async function clusterFacts(
     version: String(version.body.gitVersion ?? "unknown"),
     issuer: discovery?.status === 200 ? String(discovery.body.issuer ?? "") : "",
   };
+}
+
+/**
+ * Waits until the cluster's DNS (the kube-system Deployments labelled k8s-app=kube-dns: CoreDNS in
+ * kind and kubeadm clusters) has all its replicas available. A node that is Ready is not enough:
+ * CoreDNS starts answering before its kubernetes plugin has listed the Services, and until then a
+ * pod's lookup of kubernetes.default.svc is NXDOMAIN, so a Vault in a pod fails every TokenReview
+ * (403 permission denied). CoreDNS's readiness probe is its `ready` plugin, which waits for that list.
+ */
+export async function waitForClusterDns(kc: KubeConfig, timeoutMs: number): Promise<void> {
+  const apps = kc.makeApiClient(AppsV1Api);
+  let seen = "no Deployment labelled k8s-app=kube-dns in kube-system";
+  await waitFor(
+    async () => {
+      const list = await apps.listNamespacedDeployment({ namespace: "kube-system", labelSelector: "k8s-app=kube-dns" });
+      if (!list.items.length) return false;
+      seen = list.items
+        .map((d) => `${d.metadata?.name}: ${d.status?.availableReplicas ?? 0}/${d.spec?.replicas ?? 1} available`)
+        .join(", ");
+      return list.items.every((d) => (d.status?.availableReplicas ?? 0) >= (d.spec?.replicas ?? 1));
+    },
+    { what: "the cluster's DNS (kube-system, k8s-app=kube-dns)", timeoutMs, intervalMs: 500, evidence: async () => seen },
+  );
 }

@@ -210,7 +210,16 @@ export function vaultContainerSpec(o: {
     flavor: o.flavor,
     network: o.network ?? "kind",
     entrypoint: [bin],
-    command: ["server", "-dev", `-dev-root-token-id=${o.token}`, "-dev-listen-address=0.0.0.0:8200", "-dev-no-store-token"],
+    // Debug: the plugin says why it refused a login (the TokenReview's error) only at debug level;
+    // a 403 "permission denied" is otherwise the same for a denial and for an unreachable API server.
+    command: [
+      "server",
+      "-dev",
+      `-dev-root-token-id=${o.token}`,
+      "-dev-listen-address=0.0.0.0:8200",
+      "-dev-no-store-token",
+      "-log-level=debug",
+    ],
     env: { VAULT_DISABLE_MLOCK: "true", BAO_DISABLE_MLOCK: "true", SKIP_SETCAP: "true" },
     port: 8200,
     labels: { "vault-k8s-conformance/run": o.runId },

@@ -14,7 +14,7 @@ import { formatDuration, log } from "../log.ts";
 import { freePort } from "../ports.ts";
 import { redact } from "../redact.ts";
 import { waitForVaultUnsealed } from "../vault/ready.ts";
-import { clusterFacts } from "./cluster.ts";
+import { clusterFacts, waitForClusterDns } from "./cluster.ts";
 import {
   inClusterVaultManifests,
   IN_CLUSTER_VAULT_NODE_PORT,
@@ -62,6 +62,8 @@ export interface KindDeps {
   clusterFacts(kubeconfig: string): Promise<{ version: string; issuer: string }>;
   /** Waits until Vault reports initialized and unsealed; returns its version. */
   vaultReady(address: string, timeoutMs: number): Promise<string>;
+  /** Waits until the cluster's DNS answers for Services (CoreDNS available): pods resolve kubernetes.default.svc. */
+  clusterDnsReady(kubeconfig: string, timeoutMs: number): Promise<void>;
 }
 
 export const kindProvider: TargetProvider = {
@@ -330,6 +332,9 @@ export async function startKindTarget(
         : startVaultInCluster(config, ws, deps, setup, cluster, token),
     );
     const vaultVersion = await ws.step("vault ready", () => deps.vaultReady(vault.address, TIMEOUT_MS));
+    // `kind create --wait` waits for the node; pods (a Vault in the cluster, the apps, the Job)
+    // also need the cluster's DNS to know the Services.
+    await ws.step("cluster DNS ready", () => deps.clusterDnsReady(cluster.kubeconfig, TIMEOUT_MS));
     const facts = await deps.clusterFacts(cluster.kubeconfig);
     if (config.keep)
       ws.defer("print how to remove what --keep kept", () => {
@@ -725,6 +730,11 @@ export function defaultKindDeps(kind: string, env: Record<string, string>): Kind
     },
     vaultReady(address, timeoutMs) {
       return waitForVaultUnsealed(address, { what: `Vault at ${address} reports unsealed`, timeoutMs });
+    },
+    async clusterDnsReady(kubeconfig, timeoutMs) {
+      const kc = new KubeConfig();
+      kc.loadFromFile(kubeconfig);
+      await waitForClusterDns(kc, timeoutMs);
     },
   };
 }

@@ -280,7 +280,14 @@ describe("Vault container and in-cluster manifests", () => {
   it("a dev server on 0.0.0.0:8200 on kind's network, labelled with the run", () => {
     const spec = vaultContainerSpec({ image: "quay.io/openbao/openbao:2.4.1", flavor: "openbao", token: "t0k", runId: "vkc-x" });
     expect(spec).toMatchObject({ entrypoint: ["bao"], network: "kind", port: 8200, labels: { "vault-k8s-conformance/run": "vkc-x" } });
-    expect(spec.command).toEqual(["server", "-dev", "-dev-root-token-id=t0k", "-dev-listen-address=0.0.0.0:8200", "-dev-no-store-token"]);
+    expect(spec.command).toEqual([
+      "server",
+      "-dev",
+      "-dev-root-token-id=t0k",
+      "-dev-listen-address=0.0.0.0:8200",
+      "-dev-no-store-token",
+      "-log-level=debug",
+    ]);
     expect(vaultContainerSpec({ image: "hashicorp/vault:1.21.1", flavor: "vault", token: "t", runId: "r" }).entrypoint).toEqual(["vault"]);
   });
   it("in-cluster: Vault's own ServiceAccount may review tokens; the Service is a NodePort; all labelled", () => {
@@ -393,6 +400,10 @@ function fakeDeps(
       calls.push(`vault ready ${address}`);
       return "1.21.1";
     },
+    async clusterDnsReady() {
+      calls.push("cluster dns ready");
+      if (o.failAt === "dns") throw new Error("the cluster's DNS: not ready after 3m");
+    },
   };
   return { deps, calls, applied };
 }
@@ -426,6 +437,8 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     );
     expect(calls[7]).toBe(`kind get kubeconfig --internal --name ${name}`);
     expect(calls[8]).toMatch(/^container start hashicorp\/vault:\S+ network=kind$/);
+    // Ready means Vault unsealed and the cluster's DNS knowing the Services (pods log in by name).
+    expect(calls.slice(9, 11)).toEqual(["vault ready http://localhost:49153", "cluster dns ready"]);
     expect(t.info).toMatchObject({
       target: "kind",
       flavor: "vault",
@@ -464,6 +477,15 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     expect(calls.at(-5)).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
     expect(calls.at(-4)).toMatch(/^kind delete cluster --name vkc-/);
     expect(calls.slice(-2)).toEqual(["docker network inspect kind --format {{len .Containers}}", "docker network rm kind"]);
+  });
+
+  it("a cluster whose DNS never becomes ready fails the start, exports the logs and deletes the cluster", async () => {
+    const { deps, calls } = fakeDeps({ failAt: "dns" });
+    await expect(startKindTarget(kindConfig({ VKC_VAULT: "in-cluster" }), deps)).rejects.toThrow(/the cluster's DNS: not ready/);
+    const dns = calls.indexOf("cluster dns ready");
+    expect(dns).toBeGreaterThan(calls.findIndex((c) => c.startsWith("vault ready")));
+    expect(calls[dns + 1]).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
+    expect(calls[dns + 2]).toMatch(/^kind delete cluster --name vkc-/);
   });
 
   it("a failing kind create still runs kind delete (a half-created cluster is removed)", async () => {
