@@ -56,7 +56,7 @@ export async function clusterFacts(
  * pod's lookup of kubernetes.default.svc is NXDOMAIN, so a Vault in a pod fails every TokenReview
  * (403 permission denied). CoreDNS's readiness probe is its `ready` plugin, which waits for that list.
  */
-export async function waitForClusterDns(kc: KubeConfig, timeoutMs: number): Promise<void> {
+export async function waitForClusterDns(kc: KubeConfig, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const apps = kc.makeApiClient(AppsV1Api);
   let seen = "no Deployment labelled k8s-app=kube-dns in kube-system";
   await waitFor(
@@ -68,6 +68,12 @@ export async function waitForClusterDns(kc: KubeConfig, timeoutMs: number): Prom
         .join(", ");
       return list.items.every((d) => (d.status?.availableReplicas ?? 0) >= (d.spec?.replicas ?? 1));
     },
-    { what: "the cluster's DNS (kube-system, k8s-app=kube-dns)", timeoutMs, intervalMs: 500, evidence: async () => seen },
+    {
+      what: "the cluster's DNS (kube-system, k8s-app=kube-dns)",
+      timeoutMs,
+      intervalMs: 500,
+      evidence: async () => seen,
+      ...(signal ? { signal } : {}),
+    },
   );
 }

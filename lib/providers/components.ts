@@ -58,15 +58,7 @@ export async function startDevVault(o: {
     const p = await o.startProcess({
       name,
       command: o.bin,
-      // Debug: why the plugin refused a login (its TokenReview's error) is logged at debug level only.
-      args: [
-        "server",
-        "-dev",
-        `-dev-root-token-id=${o.token}`,
-        `-dev-listen-address=127.0.0.1:${port}`,
-        "-dev-no-store-token",
-        "-log-level=debug",
-      ],
+      args: ["server", "-dev", `-dev-root-token-id=${o.token}`, `-dev-listen-address=127.0.0.1:${port}`, "-dev-no-store-token"],
       env: { ...baseEnv(o.config, o.work), VAULT_DISABLE_MLOCK: "true", BAO_DISABLE_MLOCK: "true" },
       logFile: join(o.logDir, `${name}.log`),
     });

@@ -63,7 +63,7 @@ export interface KindDeps {
   /** Waits until Vault reports initialized and unsealed; returns its version. */
   vaultReady(address: string, timeoutMs: number): Promise<string>;
   /** Waits until the cluster's DNS answers for Services (CoreDNS available): pods resolve kubernetes.default.svc. */
-  clusterDnsReady(kubeconfig: string, timeoutMs: number): Promise<void>;
+  clusterDnsReady(kubeconfig: string, timeoutMs: number, signal?: AbortSignal): Promise<void>;
 }
 
 export const kindProvider: TargetProvider = {
@@ -326,15 +326,26 @@ export async function startKindTarget(
       "kind",
       `${ws.runId}: cluster up in ${formatDuration(Date.now() - started)}; starting ${config.flavor} ${setup.image} ${setup.mode === "container" ? "as a container on kind's network" : "in the cluster"}`,
     );
-    const vault = await ws.step(config.flavor, () =>
-      setup.mode === "container"
-        ? startVaultContainer(config, ws, deps, setup, cluster, token)
-        : startVaultInCluster(config, ws, deps, setup, cluster, token),
-    );
-    const vaultVersion = await ws.step("vault ready", () => deps.vaultReady(vault.address, TIMEOUT_MS));
-    // `kind create --wait` waits for the node; pods (a Vault in the cluster, the apps, the Job)
-    // also need the cluster's DNS to know the Services.
-    await ws.step("cluster DNS ready", () => deps.clusterDnsReady(cluster.kubeconfig, TIMEOUT_MS));
+    // `kind create --wait` waits for the node only. A Vault in the cluster reaches the API server as
+    // kubernetes.default.svc and the apps reach Vault by its Service's name: that mode also waits
+    // for the cluster's DNS, beside Vault's start. (As a container, Vault and the apps use addresses.)
+    const dnsWait = new AbortController();
+    const dns = setup.mode === "in-cluster" ? deps.clusterDnsReady(cluster.kubeconfig, TIMEOUT_MS, dnsWait.signal) : Promise.resolve();
+    dns.catch(() => undefined); // awaited below; aborted when Vault's start fails first
+    const [vault, vaultVersion] = await (async () => {
+      try {
+        const v = await ws.step(config.flavor, () =>
+          setup.mode === "container"
+            ? startVaultContainer(config, ws, deps, setup, cluster, token)
+            : startVaultInCluster(config, ws, deps, setup, cluster, token),
+        );
+        const version = await ws.step("vault ready", () => deps.vaultReady(v.address, TIMEOUT_MS));
+        await ws.step("cluster DNS ready", () => dns);
+        return [v, version] as const;
+      } finally {
+        dnsWait.abort();
+      }
+    })();
     const facts = await deps.clusterFacts(cluster.kubeconfig);
     if (config.keep)
       ws.defer("print how to remove what --keep kept", () => {
@@ -731,10 +742,10 @@ export function defaultKindDeps(kind: string, env: Record<string, string>): Kind
     vaultReady(address, timeoutMs) {
       return waitForVaultUnsealed(address, { what: `Vault at ${address} reports unsealed`, timeoutMs });
     },
-    async clusterDnsReady(kubeconfig, timeoutMs) {
+    async clusterDnsReady(kubeconfig, timeoutMs, signal) {
       const kc = new KubeConfig();
       kc.loadFromFile(kubeconfig);
-      await waitForClusterDns(kc, timeoutMs);
+      await waitForClusterDns(kc, timeoutMs, signal);
     },
   };
 }

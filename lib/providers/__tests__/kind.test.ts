@@ -400,8 +400,10 @@ function fakeDeps(
       calls.push(`vault ready ${address}`);
       return "1.21.1";
     },
-    async clusterDnsReady() {
+    async clusterDnsReady(_kc, _ms, signal) {
       calls.push("cluster dns ready");
+      await new Promise((r) => setTimeout(r, 5)); // still waiting while Vault starts
+      if (signal?.aborted) return void calls.push("cluster dns wait aborted");
       if (o.failAt === "dns") throw new Error("the cluster's DNS: not ready after 3m");
     },
   };
@@ -437,8 +439,9 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
     );
     expect(calls[7]).toBe(`kind get kubeconfig --internal --name ${name}`);
     expect(calls[8]).toMatch(/^container start hashicorp\/vault:\S+ network=kind$/);
-    // Ready means Vault unsealed and the cluster's DNS knowing the Services (pods log in by name).
-    expect(calls.slice(9, 11)).toEqual(["vault ready http://localhost:49153", "cluster dns ready"]);
+    // Vault as a container: Vault and the apps use addresses, so no wait for the cluster's DNS.
+    expect(calls[9]).toBe("vault ready http://localhost:49153");
+    expect(calls).not.toContain("cluster dns ready");
     expect(t.info).toMatchObject({
       target: "kind",
       flavor: "vault",
@@ -482,10 +485,19 @@ describe("startKindTarget (fake kind, docker and testcontainers)", () => {
   it("a cluster whose DNS never becomes ready fails the start, exports the logs and deletes the cluster", async () => {
     const { deps, calls } = fakeDeps({ failAt: "dns" });
     await expect(startKindTarget(kindConfig({ VKC_VAULT: "in-cluster" }), deps)).rejects.toThrow(/the cluster's DNS: not ready/);
-    const dns = calls.indexOf("cluster dns ready");
-    expect(dns).toBeGreaterThan(calls.findIndex((c) => c.startsWith("vault ready")));
-    expect(calls[dns + 1]).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
-    expect(calls[dns + 2]).toMatch(/^kind delete cluster --name vkc-/);
+    // The wait starts beside Vault's (right after kind create) and is awaited after Vault is ready.
+    expect(calls.indexOf("cluster dns ready")).toBe(calls.findIndex((c) => c.startsWith("kind get kubeconfig --internal")) + 1);
+    const ready = calls.findIndex((c) => c.startsWith("vault ready"));
+    expect(calls[ready + 1]).toMatch(/^kind export logs \S+\/diagnostics\/kind-logs --name vkc-/);
+    expect(calls[ready + 2]).toMatch(/^kind delete cluster --name vkc-/);
+  });
+
+  it("in-cluster: a Vault that fails to start stops the wait for the cluster's DNS and deletes the cluster", async () => {
+    const { deps, calls } = fakeDeps({ failAt: "kind load" });
+    await expect(startKindTarget(kindConfig({ VKC_VAULT: "in-cluster" }), deps)).rejects.toThrow(/kind load failed/);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(calls).toContain("cluster dns wait aborted");
+    expect(calls.some((c) => c.startsWith("kind delete cluster"))).toBe(true);
   });
 
   it("a failing kind create still runs kind delete (a half-created cluster is removed)", async () => {
