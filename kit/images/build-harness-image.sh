@@ -69,6 +69,7 @@ node_key=$(printf '%s %s %s %s %s v1' "$node_sha" "$npm_version" "$libs_sha" "$(
 node_image=vkc/node:$node_version
 if docker image inspect "$node_image-$node_key" >/dev/null 2>&1; then
   docker tag "$node_image-$node_key" "$node_image"
+  vkc_keep_newest_build vkc/node "$node_version-" "$node_image-$node_key"
   say "$node_image: cached ($node_image-$node_key)"
 else
   ln "$node_bin" "$work/node/node" 2>/dev/null || cp "$node_bin" "$work/node/node"
@@ -79,6 +80,7 @@ else
     mkdir -p "$cache/kit/logs" && cp "$work/node-build.log" "$cache/kit/logs/build-node.log"
     fail "docker build of $node_image failed: $(grep -v '^$' "$work/node-build.log" | tail -n 1) (log: $cache/kit/logs/build-node.log)"
   fi
+  vkc_keep_newest_build vkc/node "$node_version-" "$node_image-$node_key"
   say "$node_image: built in $(( $(date +%s) - t0 ))s ($node_image-$node_key; node $node_version, npm $npm_version)"
 fi
 node_id=$(docker image inspect --format '{{.Id}}' "$node_image")
@@ -102,6 +104,7 @@ key=$(printf '%s %s v1' "$ctx_sha" "$node_id" | sha256sum | cut -c1-16)
 image=$repo:$version
 if docker image inspect "$image-$key" >/dev/null 2>&1; then
   docker tag "$image-$key" "$image"
+  vkc_keep_newest_build "$repo" "$version-" "$image-$key"
   say "$image: cached ($image-$key)"
   echo "$image"
   exit 0
@@ -114,9 +117,7 @@ if ! nice -n 19 docker build --force-rm --network host --build-arg "BASE=$node_i
 fi
 # The intermediate stage's image (sources, dev dependencies) is not kept; the final image is.
 docker image prune -f --filter "label=vkc.build.stage=package" >/dev/null 2>&1 || true
-# Builds of this version from other sources (every change of the code is a new key) are no longer
-# the cache: only the newest is kept, so repeated runs do not pile up images.
-docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | grep -x "$repo:$version-[0-9a-f]\{16\}" |
-  grep -vx "$image-$key" | xargs -r docker rmi >/dev/null 2>&1 || true
+# Every change of the code is a new key: only the newest build is kept.
+vkc_keep_newest_build "$repo" "$version-" "$image-$key"
 say "$image: built in $(( $(date +%s) - s ))s ($image-$key, FROM $node_image)"
 echo "$image"

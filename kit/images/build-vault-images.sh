@@ -63,6 +63,7 @@ for target in "$@"; do
 
   if docker image inspect "$image-$key" >/dev/null 2>&1; then
     docker tag "$image-$key" "$image"
+    vkc_keep_newest_build "vkc/$flavor" "$version-" "$image-$key"
     echo "$image: cached ($image-$key, binary sha256 ${bin_sha%"${bin_sha#????????????}"}...)"
     continue
   fi
@@ -82,5 +83,6 @@ for target in "$@"; do
   fi
   rm -rf "$ctx"
   trap - EXIT INT TERM
+  vkc_keep_newest_build "vkc/$flavor" "$version-" "$image-$key"
   echo "$image: built in $(( $(date +%s) - t0 ))s ($image-$key)"
 done

@@ -53,6 +53,8 @@ key=$( {
 keyed=$image-$key
 if docker image inspect "$keyed" >/dev/null 2>&1; then
   docker tag "$keyed" "$image"
+  vkc_keep_newest_build "${image%:*}" "${image##*:}-" "$keyed"
+  vkc_keep_newest_build vkc/kind-base "" "vkc/kind-base:$key"
   step "cached ($keyed)"
   echo "$image"
   exit 0
@@ -145,5 +147,7 @@ DOCKER_BUILDKIT=0 docker build -q --force-rm -t "$keyed" "$ctx" >/dev/null || { 
 rm -rf "$ctx"
 docker rmi "$keyed.commit" >/dev/null
 docker tag "$keyed" "$image"
+vkc_keep_newest_build "${image%:*}" "${image##*:}-" "$keyed"
+vkc_keep_newest_build vkc/kind-base "" "$base"
 step "node image $keyed in $(( $(date +%s) - t0 ))s"
 echo "$image"
