@@ -332,20 +332,19 @@ export async function startKindTarget(
     const dnsWait = new AbortController();
     const dns = setup.mode === "in-cluster" ? deps.clusterDnsReady(cluster.kubeconfig, TIMEOUT_MS, dnsWait.signal) : Promise.resolve();
     dns.catch(() => undefined); // awaited below; aborted when Vault's start fails first
-    const [vault, vaultVersion] = await (async () => {
-      try {
-        const v = await ws.step(config.flavor, () =>
-          setup.mode === "container"
-            ? startVaultContainer(config, ws, deps, setup, cluster, token)
-            : startVaultInCluster(config, ws, deps, setup, cluster, token),
-        );
-        const version = await ws.step("vault ready", () => deps.vaultReady(v.address, TIMEOUT_MS));
-        await ws.step("cluster DNS ready", () => dns);
-        return [v, version] as const;
-      } finally {
-        dnsWait.abort();
-      }
-    })();
+    let vault: KindVault;
+    let vaultVersion: string;
+    try {
+      vault = await ws.step(config.flavor, () =>
+        setup.mode === "container"
+          ? startVaultContainer(config, ws, deps, setup, cluster, token)
+          : startVaultInCluster(config, ws, deps, setup, cluster, token),
+      );
+      vaultVersion = await ws.step("vault ready", () => deps.vaultReady(vault.address, TIMEOUT_MS));
+      await ws.step("cluster DNS ready", () => dns);
+    } finally {
+      dnsWait.abort();
+    }
     const facts = await deps.clusterFacts(cluster.kubeconfig);
     if (config.keep)
       ws.defer("print how to remove what --keep kept", () => {
@@ -601,10 +600,15 @@ async function redactTree(dir: string): Promise<void> {
   }
 }
 
-function serverOf(kubeconfig: string): string {
+/** The run's own kubeconfig file (kind wrote it). */
+function kubeconfigAt(path: string): KubeConfig {
   const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  return kc.getCurrentCluster()?.server ?? "";
+  kc.loadFromFile(path);
+  return kc;
+}
+
+function serverOf(kubeconfig: string): string {
+  return kubeconfigAt(kubeconfig).getCurrentCluster()?.server ?? "";
 }
 
 /**
@@ -729,23 +733,19 @@ export function defaultKindDeps(kind: string, env: Record<string, string>): Kind
       };
     },
     async applyObjects(kubeconfig, objects) {
-      const kc = new KubeConfig();
-      kc.loadFromFile(kubeconfig);
-      const api = KubernetesObjectApi.makeApiClient(kc);
+      const api = KubernetesObjectApi.makeApiClient(kubeconfigAt(kubeconfig));
       for (const obj of objects) await api.create(obj);
     },
     async clusterFacts(kubeconfig) {
-      const kc = new KubeConfig();
-      kc.loadFromFile(kubeconfig);
-      return clusterFacts(kc, { status: (status) => new HarnessError(`the kind cluster answered /version with HTTP ${status}`) });
+      return clusterFacts(kubeconfigAt(kubeconfig), {
+        status: (status) => new HarnessError(`the kind cluster answered /version with HTTP ${status}`),
+      });
     },
     vaultReady(address, timeoutMs) {
       return waitForVaultUnsealed(address, { what: `Vault at ${address} reports unsealed`, timeoutMs });
     },
-    async clusterDnsReady(kubeconfig, timeoutMs, signal) {
-      const kc = new KubeConfig();
-      kc.loadFromFile(kubeconfig);
-      await waitForClusterDns(kc, timeoutMs, signal);
+    clusterDnsReady(kubeconfig, timeoutMs, signal) {
+      return waitForClusterDns(kubeconfigAt(kubeconfig), timeoutMs, signal);
     },
   };
 }
