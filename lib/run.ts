@@ -80,11 +80,31 @@ export async function runVitest(
   const dropHandover = () => (handover ? rm(handover, { recursive: true, force: true }) : Promise.resolve());
   const unhookHandover = onShutdown(dropHandover);
   const unhookHandoverSync = onExitSync(() => handover && rmSync(handover, { recursive: true, force: true }));
+  // vitest's forks pool keeps module copies in TMPDIR/<random> dirs, one per project, which its
+  // close() removes once. After a Ctrl-C under load that close can outlast our wait, or its remove
+  // can race a copy still being written (ENOTEMPTY, which it ignores): a CI run was left with one.
+  // So we remove them again once the workers are gone, and at exit.
+  const dropVitestTemp = () => {
+    if (!running) return;
+    const v = running;
+    const dirs = new Set([v.getRootProject().tmpDir, ...v.projects.map((p) => p.tmpDir)]);
+    for (const d of dirs) {
+      if (!d || !existsSync(d)) continue;
+      try {
+        rmSync(d, { recursive: true, force: true, maxRetries: 3 });
+        log.debug("run", `removed vitest's temp dir ${d} (its close had not)`);
+      } catch (err) {
+        log.warn("run", `could not remove vitest's temp dir ${d}: ${describeError(err)}`);
+      }
+    }
+  };
+  const unhookVitestTemp = onExitSync(dropVitestTemp);
   // Ctrl-C: stop the runner (no worker creates anything any more) before targets are torn down.
   const unhook = onShutdown(
     async () => {
       await Promise.race([running?.close(), new Promise((r) => setTimeout(r, 3000).unref())]);
       await stopChildren((cmdline) => cmdline.includes("vitest"));
+      dropVitestTemp();
     },
     { first: true },
   );
@@ -124,6 +144,7 @@ export async function runVitest(
     unhook();
   });
   await vitest.close();
+  unhookVitestTemp();
   unhookHandover();
   unhookHandoverSync();
   await dropHandover();

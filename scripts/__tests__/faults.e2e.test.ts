@@ -22,8 +22,12 @@ function runIdOf(procs: ProcInfo[]): string {
   return m;
 }
 
-/** No process that ran below the script (components, workers, builds) and no temp dir of the run remain. */
-function expectNothingLeft(runId: string, below: ProcInfo[]): void {
+/**
+ * No process that ran below the script (components, workers, builds) and no temp dir of the run
+ * remain. With `tmp` (the run's private TMPDIR), nothing at all is left in it: not the run's work
+ * dir, not vitest's module copies (tsx's compile cache is tsx's, not the run's).
+ */
+function expectNothingLeft(runId: string, below: ProcInfo[], tmp?: string): void {
   expect(
     liveProcesses(
       runId,
@@ -31,6 +35,7 @@ function expectNothingLeft(runId: string, below: ProcInfo[]): void {
     ),
   ).toEqual([]);
   expect(readdirSync(tmpdir()).filter((n) => n.startsWith(runId))).toEqual([]);
+  if (tmp) expect(readdirSync(tmp).filter((n) => !n.startsWith("tsx-"))).toEqual([]);
 }
 
 describe("faults", () => {
@@ -100,7 +105,9 @@ describe("faults", () => {
     ] as const)("%s, %s: exit %i, no process (components, vitest workers), no work dir", async (phase, signal, code) => {
       // Several files, so that "mid-suite" (2 s after ready) is still mid-suite on a quiet machine.
       const files = ["suites/login-rejected", "suites/issuer", "suites/fixture-cases"];
-      const run = script("conformance.ts", ["--reports", join(dir, `phase-${code}-${phase.split(" ")[0]}`), ...files]);
+      const tmp = join(dir, `tmp-${code}-${phase.split(" ")[0]}`);
+      await mkdir(tmp);
+      const run = script("conformance.ts", ["--reports", join(dir, `phase-${code}-${phase.split(" ")[0]}`), ...files], { TMPDIR: tmp });
       if (phase.startsWith("start")) {
         await until("etcd started", () => descendants(run.child.pid!).some((p) => p.comm === "etcd"));
         expect(run.output()).not.toMatch(/ready in/);
@@ -113,7 +120,7 @@ describe("faults", () => {
       const runId = runIdOf(below);
       run.child.kill(signal);
       expect(await run.exited).toBe(code);
-      expectNothingLeft(runId, below);
+      expectNothingLeft(runId, below, tmp);
     });
   });
 
